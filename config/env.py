@@ -1,0 +1,140 @@
+"""The one place that reads the process environment.
+
+Every setting that can change between machines comes from here, so README's configuration table
+and this module describe the same list. Development gets safe local defaults; production refuses
+to start without the values that must never have a default (the secret key, allowed hosts).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ENVIRONMENTS = ("development", "production")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment is missing or has an invalid value; the message names the variable."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from error
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _development_secret_key(data_dir: Path) -> str:
+    """A key generated on first run and kept in the data folder (git-ignored), never in the code."""
+    key_file = data_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    temporary = key_file.with_suffix(".tmp")
+    temporary.write_text(key)
+    temporary.chmod(0o600)
+    temporary.replace(key_file)
+    return key
+
+
+@dataclass(frozen=True)
+class Environment:
+    environment: str
+    debug: bool
+    secret_key: str
+    data_dir: Path
+    database_url: str
+    allowed_hosts: list[str]
+    csrf_trusted_origins: list[str]
+    max_upload_mb: int
+    signup_open: bool
+    email_host: str
+    email_port: int
+    email_user: str
+    email_password: str
+    email_use_tls: bool
+    from_email: str
+    site_url: str
+    log_level: str
+    host: str
+    port: int
+    web_concurrency: int
+    admin_email: str
+    admin_password: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def read_environment() -> Environment:
+    environment = os.environ.get("MLMANAGER_ENV", "development").strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"MLMANAGER_ENV must be one of {ENVIRONMENTS}, not {environment!r}"
+        )
+    production = environment == "production"
+    data_dir = Path(os.environ.get("MLMANAGER_DATA_DIR") or BASE_DIR / "var").resolve()
+
+    secret_key = os.environ.get("MLMANAGER_SECRET_KEY", "")
+    if not secret_key:
+        if production:
+            raise ConfigurationError("MLMANAGER_SECRET_KEY must be set in production")
+        secret_key = _development_secret_key(data_dir)
+
+    allowed_hosts = _list("MLMANAGER_ALLOWED_HOSTS", [] if production else ["*"])
+    if production and not allowed_hosts:
+        raise ConfigurationError("MLMANAGER_ALLOWED_HOSTS must be set in production")
+
+    port = _int("PORT", 8000)
+    return Environment(
+        environment=environment,
+        debug=_bool("MLMANAGER_DEBUG", default=not production),
+        secret_key=secret_key,
+        data_dir=data_dir,
+        database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'db.sqlite3'}",
+        allowed_hosts=allowed_hosts,
+        csrf_trusted_origins=_list("MLMANAGER_CSRF_TRUSTED_ORIGINS", []),
+        max_upload_mb=_int("MLMANAGER_MAX_UPLOAD_MB", 200),
+        signup_open=_bool("MLMANAGER_SIGNUP_OPEN", default=not production),
+        email_host=os.environ.get("MLMANAGER_EMAIL_HOST", ""),
+        email_port=_int("MLMANAGER_EMAIL_PORT", 587),
+        email_user=os.environ.get("MLMANAGER_EMAIL_USER", ""),
+        email_password=os.environ.get("MLMANAGER_EMAIL_PASSWORD", ""),
+        email_use_tls=_bool("MLMANAGER_EMAIL_USE_TLS", default=True),
+        from_email=os.environ.get("MLMANAGER_FROM_EMAIL", "MLManager <noreply@localhost>"),
+        site_url=os.environ.get("MLMANAGER_SITE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+        log_level=os.environ.get("MLMANAGER_LOG_LEVEL", "INFO").upper(),
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=port,
+        web_concurrency=_int("WEB_CONCURRENCY", 2),
+        admin_email=os.environ.get("MLMANAGER_ADMIN_EMAIL", "admin@example.com").strip().lower(),
+        admin_password=os.environ.get("MLMANAGER_ADMIN_PASSWORD", ""),
+    )

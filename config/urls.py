@@ -1,0 +1,41 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mlmanager.accounts import api as accounts_api
+from mlmanager.datasets import api as datasets_api
+from mlmanager.jobs import api as jobs_api
+
+api_v1 = [
+    path("auth/signup/", accounts_api.SignupApi.as_view(), name="signup"),
+    path("auth/token/", accounts_api.TokenCreateApi.as_view(), name="token"),
+    path("me/", accounts_api.MeApi.as_view(), name="me"),
+    path("teams/", accounts_api.TeamListCreateApi.as_view(), name="teams"),
+    path(
+        "teams/<int:team_id>/members/",
+        accounts_api.TeamMemberListApi.as_view(),
+        name="team-members",
+    ),
+    path("datasets/", datasets_api.DatasetListCreateApi.as_view(), name="datasets"),
+    path("datasets/<int:dataset_id>/", datasets_api.DatasetDetailApi.as_view(), name="dataset"),
+    path(
+        "datasets/<int:dataset_id>/preview/",
+        datasets_api.DatasetPreviewApi.as_view(),
+        name="dataset-preview",
+    ),
+    path("jobs/", jobs_api.JobListApi.as_view(), name="jobs"),
+    path("jobs/<int:job_id>/", jobs_api.JobDetailApi.as_view(), name="job"),
+    path("jobs/<int:job_id>/cancel/", jobs_api.JobCancelApi.as_view(), name="job-cancel"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="datasets:list", permanent=False)),
+    path("accounts/", include("mlmanager.accounts.urls")),
+    path("datasets/", include("mlmanager.datasets.urls")),
+    path("jobs/", include("mlmanager.jobs.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

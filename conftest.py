@@ -1,0 +1,68 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from mlmanager.core.tests.factories import api_client_for, member
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture
+def owner(db: None) -> Any:
+    return member("owner")
+
+
+@pytest.fixture
+def api(owner: Any) -> APIClient:
+    """An API client authenticated with a bearer token of `owner`."""
+    return api_client_for(owner)
+
+
+@pytest.fixture
+def run_jobs(transactional_db: None) -> Callable[[], None]:
+    """Runs every queued job to completion with the real worker (batch mode).
+
+    Tests that use it commit for real (transactional_db): the worker, like any real one,
+    closes a connection it finds inside an open transaction, which would end a wrapping test
+    transaction. Enqueueing then happens on commit, exactly as in production.
+    """
+
+    def run() -> None:
+        call_command("worker", "--batch", "--interval", "0", verbosity=0)
+
+    return run
+
+
+@pytest.fixture
+def committing(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """`with committing(): ...` runs on_commit callbacks (enqueueing) at the end of the block,
+    as a real commit would; tests otherwise roll back and never commit."""
+
+    def context() -> Any:
+        return django_capture_on_commit_callbacks(execute=True)
+
+    return context
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[..., Path]:
+    def write(name: str, content: bytes | str, encoding: str = "utf-8") -> Path:
+        path = tmp_path / "files" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode(encoding) if isinstance(content, str) else content)
+        return path
+
+    return write

@@ -1,0 +1,166 @@
+"""API v1: sign-up, tokens, the caller, teams and members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from mlmanager.accounts import selectors, services
+from mlmanager.accounts.models import Membership, Team, User
+from mlmanager.core.pagination import paginated_response
+from mlmanager.core.requests import api_user
+
+
+class CredentialsThrottle(AnonRateThrottle):
+    """Slows password guessing on the unauthenticated endpoints."""
+
+    rate = "20/min"
+
+
+class CredentialsApi(APIView):
+    """Endpoints that take an e-mail address and password instead of a session or token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+    throttle_classes = [CredentialsThrottle]
+
+
+class CredentialsInputSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True)
+
+
+class TeamOutputSerializer(serializers.ModelSerializer[Team]):
+    class Meta:
+        model = Team
+        fields = ["id", "name", "created_at"]
+
+
+class TeamWithRoleOutputSerializer(TeamOutputSerializer):
+    """A team from `teams_with_role_for_user`, with the caller's role in it."""
+
+    role = serializers.CharField(read_only=True)
+
+    class Meta(TeamOutputSerializer.Meta):
+        fields = [*TeamOutputSerializer.Meta.fields, "role"]
+
+
+class UserOutputSerializer(serializers.ModelSerializer[User]):
+    name = serializers.CharField(source="get_full_name")
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "name",
+            *User.PREFERENCE_FIELDS,
+        ]
+
+
+class SignupApi(CredentialsApi):
+    class InputSerializer(CredentialsInputSerializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        user = UserOutputSerializer()
+        team = TeamOutputSerializer()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_signup(**serializer.validated_data)
+        data = {"user": user, "team": user.current_team}
+        return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)
+
+
+class TokenCreateApi(CredentialsApi):
+    class InputSerializer(CredentialsInputSerializer):
+        name = serializers.CharField(required=False, max_length=100, default="API login")
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        token = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.authenticate_credentials(
+            email=serializer.validated_data["email"], password=serializer.validated_data["password"]
+        )
+        _token, raw = services.api_token_create(user=user, name=serializer.validated_data["name"])
+        return Response({"token": raw}, status=status.HTTP_201_CREATED)
+
+
+class MeApi(APIView):
+    class OutputSerializer(UserOutputSerializer):
+        current_team = TeamOutputSerializer(allow_null=True)
+        teams = serializers.SerializerMethodField()
+
+        class Meta(UserOutputSerializer.Meta):
+            fields = [*UserOutputSerializer.Meta.fields, "current_team", "teams"]
+
+        @extend_schema_field(TeamWithRoleOutputSerializer(many=True))
+        def get_teams(self, user: User) -> Any:
+            teams = selectors.teams_with_role_for_user(user=user)
+            return TeamWithRoleOutputSerializer(teams, many=True).data
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request) -> Response:
+        user = api_user(request)
+        user.current_team = selectors.current_team_for(user=user)
+        return Response(self.OutputSerializer(user).data)
+
+
+class TeamListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=100)
+
+    OutputSerializer = TeamWithRoleOutputSerializer
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.teams_with_role_for_user(user=api_user(request)),
+            serializer_class=self.OutputSerializer,
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = api_user(request)
+        team = services.team_create(user=user, name=serializer.validated_data["name"])
+        team = selectors.teams_with_role_for_user(user=user).get(pk=team.pk)
+        return Response(self.OutputSerializer(team).data, status=status.HTTP_201_CREATED)
+
+
+class TeamMemberListApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer[Membership]):
+        user_id = serializers.IntegerField()
+        email = serializers.EmailField(source="user.email")
+        name = serializers.CharField(source="user.get_full_name")
+
+        class Meta:
+            model = Membership
+            fields = ["id", "user_id", "email", "name", "role", "created_at"]
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request, team_id: int) -> Response:
+        team = selectors.access_team(user=api_user(request), id=team_id)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.team_members(team=team),
+            serializer_class=self.OutputSerializer,
+        )

@@ -1,0 +1,337 @@
+"""State changes for users, teams, memberships, invitations and API tokens."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from mlmanager.accounts.models import ApiToken, Invitation, Membership, Team, User, hash_token
+from mlmanager.accounts.selectors import access_team
+from mlmanager.core.access import Action, parse_id
+from mlmanager.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "mlm_"  # noqa: S105 - a recognisable prefix, not a secret
+# last_used_at is informative; writing it on every request would turn every read into a write.
+TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _validation_error(error: ValidationError) -> ApplicationError:
+    details = error.message_dict if hasattr(error, "error_dict") else {"errors": error.messages}
+    return ApplicationError(error.messages[0], code="invalid", details=details)
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    first, _sep, last = name.strip().partition(" ")
+    return first[:150], last.strip()[:150]
+
+
+@transaction.atomic
+def user_signup(*, email: str, password: str, name: str = "") -> User:
+    """Create a user and their first team, where they are owner."""
+    if not settings.MLMANAGER_SIGNUP_OPEN:
+        raise PermissionDenied(_("Sign-up is closed on this server."), code="signup_closed")
+    email = User.objects.normalize_email(email or "").strip().lower()
+    first_name, last_name = _split_name(name)
+    user = User(email=email, first_name=first_name, last_name=last_name)
+    try:
+        validate_password(password, user)
+        user.full_clean(exclude=["password"])
+    except ValidationError as error:
+        if (
+            "email" in getattr(error, "error_dict", {})
+            and User.objects.filter(email=email).exists()
+        ):
+            raise Conflict(
+                _("An account with this e-mail address already exists."), code="email_taken"
+            ) from None
+        raise _validation_error(error) from None
+    user.set_password(password)
+    user.save()
+    team_name = _("%(name)s's team") % {"name": first_name or email.split("@")[0]}
+    team = team_create(user=user, name=team_name)
+    logger.info("user %s signed up with team %s", user.pk, team.pk)
+    return user
+
+
+@transaction.atomic
+def team_create(*, user: User, name: str) -> Team:
+    """A new team; its creator becomes owner and switches to it."""
+    team = Team(name=(name or "").strip())
+    try:
+        team.full_clean()
+    except ValidationError as error:
+        raise _validation_error(error) from None
+    team.save()
+    Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
+    User.objects.filter(pk=user.pk).update(current_team=team)
+    user.current_team = team
+    return team
+
+
+def team_switch(*, user: User, team_id: Any) -> Team:
+    team = access_team(user=user, id=team_id)
+    user.current_team = team
+    user.save(update_fields=["current_team"])
+    return team
+
+
+@transaction.atomic
+def team_rename(*, user: User, team_id: Any, name: str) -> Team:
+    team = access_team(user=user, id=team_id, action=Action.MANAGE)
+    team.name = (name or "").strip()
+    try:
+        team.full_clean()
+    except ValidationError as error:
+        raise _validation_error(error) from None
+    team.save(update_fields=["name", "updated_at"])
+    return team
+
+
+def _other_owner_exists(membership: Membership) -> bool:
+    return (
+        Membership.objects.filter(team_id=membership.team_id, role=Membership.Role.OWNER)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_change_role(*, actor: User, membership: Membership, role: str) -> Membership:
+    """Owners and admins manage members; only owners grant or remove ownership, and a team always
+    keeps at least one owner."""
+    if role not in Membership.Role.values:
+        raise ApplicationError(_("Unknown role."), code="invalid_role")
+    actor_role = Membership.objects.get(team_id=membership.team_id, user=actor).role
+    touches_ownership = Membership.Role.OWNER in (role, membership.role)
+    if touches_ownership and actor_role != Membership.Role.OWNER:
+        raise PermissionDenied(_("Only an owner can grant or remove ownership."))
+    demotes_owner = membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER
+    if demotes_owner and not _other_owner_exists(membership):
+        raise Conflict(_("A team needs at least one owner."), code="last_owner")
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: User, membership: Membership) -> None:
+    """Remove someone from a team (or yourself: leaving). The last owner cannot go."""
+    if membership.user_id != actor.pk:
+        actor_role = Membership.objects.get(team_id=membership.team_id, user=actor).role
+        if membership.role == Membership.Role.OWNER and actor_role != Membership.Role.OWNER:
+            raise PermissionDenied(_("Only an owner can remove an owner."))
+    if membership.role == Membership.Role.OWNER and not _other_owner_exists(membership):
+        raise Conflict(
+            _("The last owner cannot leave; make someone else owner first."), code="last_owner"
+        )
+    user = membership.user
+    membership.delete()
+    if user.current_team_id == membership.team_id:
+        User.objects.filter(pk=user.pk).update(current_team=None)
+
+
+def team_leave(*, user: User, team_id: Any) -> None:
+    team = access_team(user=user, id=team_id)
+    membership = Membership.objects.select_related("user").get(team=team, user=user)
+    membership_remove(actor=user, membership=membership)
+
+
+def invitation_url(invitation: Invitation) -> str:
+    path = reverse("accounts:invitation_accept", kwargs={"token": invitation.token})
+    return f"{settings.MLMANAGER_SITE_URL}{path}"
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    actor: User,
+    team_id: Any,
+    role: str = Membership.Role.EDITOR,
+    max_uses: int | None = 1,
+    valid_days: int | None = None,
+    email: str = "",
+) -> Invitation:
+    """An invitation link; with `email`, the link is also sent to that address."""
+    team = access_team(user=actor, id=team_id, action=Action.MANAGE)
+    if role == Membership.Role.OWNER or role not in Membership.Role.values:
+        raise ApplicationError(_("Invitations can give the admin, editor or viewer role."))
+    if max_uses is not None and max_uses < 1:
+        raise ApplicationError(_("Uses must be at least 1, or empty for unlimited."))
+    days = valid_days or settings.MLMANAGER_INVITATION_DAYS
+    if not 1 <= days <= 90:
+        raise ApplicationError(_("An invitation can be valid for 1 to 90 days."))
+    invitation = Invitation(
+        team=team,
+        created_by=actor,
+        token=secrets.token_urlsafe(32),
+        role=role,
+        email=(email or "").strip().lower(),
+        max_uses=max_uses,
+        expires_at=timezone.now() + timedelta(days=days),
+    )
+    try:
+        invitation.full_clean()
+    except ValidationError as error:
+        raise _validation_error(error) from None
+    invitation.save()
+    if invitation.email:
+        transaction.on_commit(lambda: _send_invitation_email(invitation, actor))
+    return invitation
+
+
+def _send_invitation_email(invitation: Invitation, actor: User) -> None:
+    send_mail(
+        subject=_("%(name)s invited you to %(team)s on MLManager")
+        % {"name": actor.display_name, "team": invitation.team.name},
+        message=_("Join the team %(team)s with this link (valid until %(date)s):\n\n%(url)s\n")
+        % {
+            "team": invitation.team.name,
+            "date": invitation.expires_at.date().isoformat(),
+            "url": invitation_url(invitation),
+        },
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    invitation.refresh_from_db()
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, user: User, token: str) -> Membership:
+    """Join the invitation's team. Already a member: nothing changes and no use is counted."""
+    invitation = Invitation.objects.select_related("team").filter(token=token).first()
+    if invitation is None:
+        raise NotFound(_("This invitation link is not valid."))
+    existing = Membership.objects.filter(team=invitation.team, user=user).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    # The use is counted with a conditional UPDATE so two people racing for the last use of a
+    # single-use link cannot both get in.
+    claimed = (
+        Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True, expires_at__gt=now)
+        .filter(Q(max_uses__isnull=True) | Q(use_count__lt=F("max_uses")))
+        .update(use_count=F("use_count") + 1)
+    )
+    if not claimed:
+        raise ApplicationError(
+            _("This invitation has expired, been revoked or already been used."),
+            code="invitation_unusable",
+            status_code=410,
+        )
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                team=invitation.team, user=user, role=invitation.role
+            )
+    except IntegrityError:
+        return Membership.objects.get(team=invitation.team, user=user)
+    User.objects.filter(pk=user.pk).update(current_team=invitation.team)
+    user.current_team = invitation.team
+    return membership
+
+
+def user_update_profile(*, user: User, **fields: Any) -> User:
+    allowed = {*User.PROFILE_FIELDS, *User.PREFERENCE_FIELDS}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ApplicationError(_("Unknown fields: %s") % ", ".join(sorted(unknown)))
+    for name, value in fields.items():
+        setattr(user, name, value)
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as error:
+        raise _validation_error(error) from None
+    user.save(update_fields=[*fields])
+    return user
+
+
+def authenticate_credentials(*, email: str, password: str) -> User:
+    from django.contrib.auth import authenticate
+
+    user = authenticate(username=(email or "").strip().lower(), password=password or "")
+    if user is None:
+        raise ApplicationError(
+            _("Wrong e-mail address or password."), code="invalid_credentials", status_code=401
+        )
+    return user  # type: ignore[return-value]
+
+
+def api_token_create(
+    *,
+    user: User,
+    name: str,
+    team: Team | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Returns the token row and the raw secret, which is never stored and cannot be shown again."""
+    if team is not None and not Membership.objects.filter(team=team, user=user).exists():
+        raise NotFound()
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError(_("The expiry date must be in the future."))
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        team=team,
+        name=(name or "").strip() or _("API token"),
+        prefix=raw[:10],
+        token_hash=hash_token(raw),
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    return token, raw
+
+
+def api_token_authenticate(*, raw: str) -> ApiToken | None:
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.is_active or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def api_token_revoke(*, user: User, token_id: Any) -> ApiToken:
+    token = user.api_tokens.filter(pk=parse_id(token_id)).first()
+    if token is None:
+        raise NotFound()
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()
+    return token
+
+
+@transaction.atomic
+def admin_bootstrap(*, email: str, password: str) -> tuple[User, bool]:
+    """Create the first superuser with a team, once. Returns (user, created)."""
+    existing = User.objects.filter(email=email.lower()).first()
+    if existing is not None:
+        return existing, False
+    user = User.objects.create_superuser(email=email, password=password, first_name="Admin")
+    team_create(user=user, name=_("Admin's team"))
+    return user, True

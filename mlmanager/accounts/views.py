@@ -1,0 +1,214 @@
+"""Pages: sign-up, profile, teams, members, invitations, API tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from mlmanager.accounts import selectors, services
+from mlmanager.accounts.forms import (
+    ApiTokenForm,
+    InvitationForm,
+    ProfileForm,
+    RoleForm,
+    SignupForm,
+    TeamForm,
+)
+from mlmanager.accounts.models import Membership
+from mlmanager.core.access import team_role
+from mlmanager.core.errors import ApplicationError
+from mlmanager.core.requests import AuthenticatedHttpRequest
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("datasets:list")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_signup(**form.cleaned_data)
+        except ApplicationError as error:
+            for field, problems in error.details.items():
+                for problem in problems if isinstance(problems, list) else [problems]:
+                    form.add_error(field if field in form.fields else None, problem)
+            if not error.details:
+                form.add_error(None, error.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            next_url = request.GET.get("next", "")
+            if next_url.startswith("/") and not next_url.startswith("//"):
+                return redirect(next_url)
+            return redirect("datasets:list")
+    return render(
+        request,
+        "accounts/signup.html",
+        {"form": form, "signup_open": settings.MLMANAGER_SIGNUP_OPEN},
+    )
+
+
+@login_required
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = ProfileForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        services.user_update_profile(user=request.user, **form.cleaned_data)
+        messages.success(request, _("Your preferences are saved."))
+        return redirect("accounts:profile")
+    return render(request, "accounts/profile.html", {"form": form})
+
+
+@login_required
+def team_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        team = services.team_create(user=request.user, name=form.cleaned_data["name"])
+        messages.success(request, _("Team %(name)s created.") % {"name": team.name})
+        return redirect("accounts:team", team_id=team.pk)
+    return render(request, "accounts/team_create.html", {"form": form})
+
+
+@login_required
+@require_POST
+def team_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
+    services.team_switch(user=request.user, team_id=request.POST.get("team"))
+    next_url = request.POST.get("next", "")
+    # Pages of the old team's objects would 404 in the new team: go to the list of that kind.
+    target = next_url if _is_local(next_url) and next_url.count("/") <= 2 else "/"
+    if request.htmx:
+        return HttpResponseClientRedirect(target)
+    return redirect(target)
+
+
+def _is_local(url: str | None) -> bool:
+    return url is not None and url.startswith("/") and not url.startswith("//")
+
+
+@login_required
+def team_detail(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse:
+    user = request.user
+    team = selectors.access_team(user=user, id=team_id)
+    role = team_role(user=user, team_id=team.pk)
+    can_manage = role in ("owner", "admin")
+    rename_form = TeamForm(initial={"name": team.name})
+    invitation_form = InvitationForm()
+    if request.method == "POST" and can_manage:
+        if "rename" in request.POST:
+            rename_form = TeamForm(request.POST)
+            if rename_form.is_valid():
+                services.team_rename(
+                    user=user, team_id=team.pk, name=rename_form.cleaned_data["name"]
+                )
+                messages.success(request, _("Team renamed."))
+                return redirect("accounts:team", team_id=team.pk)
+        else:
+            invitation_form = InvitationForm(request.POST)
+            if invitation_form.is_valid():
+                invitation = services.invitation_create(
+                    actor=user,
+                    team_id=team.pk,
+                    **invitation_form.cleaned_data,
+                )
+                messages.success(
+                    request,
+                    _("Invitation link created: %(url)s")
+                    % {"url": services.invitation_url(invitation)},
+                )
+                return redirect("accounts:team", team_id=team.pk)
+    invitations = list(selectors.team_invitations(team=team)) if can_manage else []
+    return render(
+        request,
+        "accounts/team_detail.html",
+        {
+            "team": team,
+            "role": role,
+            "team_can_manage": can_manage,
+            "members": selectors.team_members(team=team),
+            "invitations": [(inv, services.invitation_url(inv)) for inv in invitations],
+            "rename_form": rename_form,
+            "invitation_form": invitation_form,
+            "role_choices": Membership.Role.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def membership_update(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
+    membership = selectors.access_membership(user=request.user, id=membership_id)
+    if "remove" in request.POST:
+        services.membership_remove(actor=request.user, membership=membership)
+        messages.success(request, _("%(email)s was removed.") % {"email": membership.user.email})
+    else:
+        form = RoleForm(request.POST)
+        if not form.is_valid():
+            raise ApplicationError(_("Unknown role."))
+        services.membership_change_role(
+            actor=request.user,
+            membership=membership,
+            role=form.cleaned_data["role"],
+        )
+        messages.success(request, _("Role changed."))
+    return redirect("accounts:team", team_id=membership.team_id)
+
+
+@login_required
+@require_POST
+def team_leave(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse:
+    services.team_leave(user=request.user, team_id=team_id)
+    messages.success(request, _("You left the team."))
+    return redirect("datasets:list")
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: AuthenticatedHttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = selectors.access_invitation(user=request.user, id=invitation_id)
+    services.invitation_revoke(invitation=invitation)
+    messages.success(request, _("Invitation revoked."))
+    return redirect("accounts:team", team_id=invitation.team_id)
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = selectors.invitation_by_token(token=token)
+    if request.method == "POST" and request.user.is_authenticated:
+        membership = services.invitation_accept(user=request.user, token=token)
+        messages.success(request, _("Welcome to %(team)s.") % {"team": membership.team.name})
+        return redirect("datasets:list")
+    return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
+
+
+@login_required
+def api_tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
+    user = request.user
+    teams = selectors.teams_for_user(user=user)
+    form = ApiTokenForm(request.POST or None, teams=teams)
+    created_raw = None
+    if request.method == "POST" and form.is_valid():
+        team_id = form.cleaned_data["team"]
+        team = selectors.access_team(user=user, id=team_id) if team_id else None
+        _token, created_raw = services.api_token_create(
+            user=user,
+            name=form.cleaned_data["name"],
+            team=team,
+            expires_at=form.cleaned_data["expires_at"],
+        )
+        form = ApiTokenForm(teams=teams)
+    return render(
+        request,
+        "accounts/api_tokens.html",
+        {"form": form, "tokens": selectors.user_api_tokens(user=user), "created_raw": created_raw},
+    )
+
+
+@login_required
+@require_POST
+def api_token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
+    services.api_token_revoke(user=request.user, token_id=token_id)
+    messages.success(request, _("Token revoked."))
+    return redirect("accounts:api_tokens")

@@ -1,0 +1,73 @@
+"""Datasets: an uploaded table kept as Parquet, with its profile."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from mlmanager.core.models import TeamOwnedModel
+
+
+def dataset_storage_dir(team_id: int) -> str:
+    """Server-chosen folder: nothing the client sends (file name included) becomes a path."""
+    return f"datasets/team-{team_id}/{uuid.uuid4().hex}"
+
+
+class Dataset(TeamOwnedModel):
+    """A table a team uploaded. The original file is converted to Parquet by a job and profiled;
+    `profile` holds per-column types, roles and statistics."""
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing", _("Processing")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    original_filename = models.CharField(
+        max_length=255, help_text=_("As the client named it; shown, never used as a path.")
+    )
+    storage_dir = models.CharField(max_length=200, unique=True)
+    source_name = models.CharField(max_length=40, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PROCESSING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    column_count = models.PositiveIntegerField(null=True, blank=True)
+    profile = models.JSONField(default=dict, blank=True)
+    ingest_report = models.JSONField(default=dict, blank=True)
+    type_overrides = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def source_path(self) -> str:
+        return str(PurePosixPath(self.storage_dir) / self.source_name)
+
+    @property
+    def parquet_path(self) -> str:
+        return str(PurePosixPath(self.storage_dir) / "data.parquet")
+
+    @property
+    def columns(self) -> list[dict[str, Any]]:
+        return list(self.profile.get("columns", []))
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.ingest_report.get("notes", []))

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from mlmanager.core.access import Action, access_team_object
+from mlmanager.core.errors import ApplicationError, Conflict
+from mlmanager.datasets.files import local_path
+from mlmanager.datasets.models import Dataset
+from mlmanager.engine.ingest import read_preview
+
+PREVIEW_MAX_LIMIT = 500
+
+
+def datasets_for_user(*, user: Any, team: Any = None) -> QuerySet[Dataset]:
+    datasets = Dataset.objects.for_user(user).select_related("created_by", "job")
+    if team is not None:
+        datasets = datasets.filter(team=team)
+    return datasets
+
+
+def access_dataset(*, user: Any, id: Any, action: Action = Action.VIEW) -> Dataset:
+    return access_team_object(
+        Dataset.objects.select_related("job", "team"), user=user, id=id, action=action
+    )
+
+
+def dataset_preview(
+    *, dataset: Dataset, offset: int = 0, limit: int = 50
+) -> tuple[list[str], list[list[Any]]]:
+    if dataset.status != Dataset.Status.READY:
+        raise Conflict("The dataset is not ready yet.", code="dataset_not_ready")
+    if offset < 0 or not 1 <= limit <= PREVIEW_MAX_LIMIT:
+        raise ApplicationError(
+            f"offset must be ≥ 0 and limit between 1 and {PREVIEW_MAX_LIMIT}.", code="invalid"
+        )
+    return read_preview(local_path(dataset.parquet_path), offset=offset, limit=limit)

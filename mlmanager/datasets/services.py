@@ -1,0 +1,239 @@
+"""Dataset state changes: upload, processing (the job's work), type overrides, rename, delete."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from mlmanager.accounts.selectors import access_team, current_team_for
+from mlmanager.core.access import Action
+from mlmanager.core.errors import ApplicationError, Conflict, NotFound
+from mlmanager.datasets import files
+from mlmanager.datasets.models import Dataset, dataset_storage_dir
+from mlmanager.engine.ingest import (
+    SUPPORTED_EXTENSIONS,
+    IngestError,
+    convert_to_parquet,
+    detect_format,
+)
+from mlmanager.engine.profiling import COLUMN_TYPES, profile_parquet
+from mlmanager.jobs.models import Job
+from mlmanager.jobs.runner import JobCancelled, JobContext
+from mlmanager.jobs.services import job_cancel, job_create, job_enqueue
+
+logger = logging.getLogger(__name__)
+
+# Share of the progress bar given to conversion; profiling takes the rest.
+CONVERSION_SHARE = 70
+
+
+def _resolve_team(*, user: Any, team_id: Any) -> Any:
+    if team_id not in (None, ""):
+        return access_team(user=user, id=team_id, action=Action.CHANGE)
+    team = current_team_for(user=user)
+    if team is None:
+        raise ApplicationError(_("You are not a member of any team."), code="no_team")
+    return access_team(user=user, id=team.pk, action=Action.CHANGE)
+
+
+def _source_extension(filename: str) -> str:
+    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise ApplicationError(
+            _(
+                "Files of this type cannot be used. "
+                "Upload CSV, TSV, Parquet, Excel (.xlsx) or JSON Lines."
+            ),
+            code="unsupported_format",
+            details={"supported": sorted(SUPPORTED_EXTENSIONS)},
+            status_code=415,
+        )
+    return suffix
+
+
+def dataset_create(
+    *, user: Any, upload: UploadedFile, name: str = "", team_id: Any = None
+) -> Dataset:
+    """Keep the upload under a server-chosen name and queue the job that converts and profiles it.
+
+    What can be told at once (unsupported type, empty file, a binary file) is refused here with
+    nothing kept; everything else is the job's to find, and ends in the dataset's `error`.
+    """
+    team = _resolve_team(user=user, team_id=team_id)
+    original_name = (upload.name or "upload")[:255]
+    extension = _source_extension(original_name)
+    if not upload.size:
+        raise ApplicationError(_("The file is empty."), code="empty_file")
+    temporary_path = Path(upload.temporary_file_path())  # type: ignore[attr-defined]
+    try:
+        detect_format(temporary_path, original_name)
+    except IngestError as error:
+        raise ApplicationError(error.message, code=error.code) from None
+
+    dataset = Dataset(
+        team=team,
+        created_by=user,
+        name=(name or "").strip()[:200] or PurePosixPath(original_name).stem[:200] or "dataset",
+        original_filename=original_name,
+        storage_dir=dataset_storage_dir(team.pk),
+        source_name=f"source{extension}",
+        size_bytes=upload.size,
+    )
+    dataset.full_clean()
+    destination = files.local_path(dataset.source_path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A move within the filesystem, not a copy: the upload is already on disk.
+        shutil.move(str(temporary_path), destination)
+        with transaction.atomic():
+            dataset.save()
+            job = job_create(
+                team=team,
+                created_by=user,
+                kind=Job.Kind.DATASET_PROCESS,
+                description=_("Process %(name)s") % {"name": dataset.name},
+            )
+            Dataset.objects.filter(pk=dataset.pk).update(job=job)
+            dataset.job = job
+            from mlmanager.datasets.tasks import process_dataset  # tasks import this module
+
+            job_enqueue(job=job, task=process_dataset, dataset_id=dataset.pk)
+    except BaseException:
+        files.remove_dir(dataset.storage_dir)
+        raise
+    logger.info("dataset %s uploaded (%s bytes) by user %s", dataset.pk, upload.size, user.pk)
+    return dataset
+
+
+def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
+    """The job's work: convert to Parquet, then profile. Every failure leaves no partial file."""
+    dataset = Dataset.objects.filter(pk=dataset_id).first()
+    if dataset is None:
+        raise ApplicationError(_("The dataset was deleted before it could be processed."))
+    source = files.local_path(dataset.source_path)
+    parquet = files.local_path(dataset.parquet_path)
+
+    if not parquet.exists():
+        context.progress(1, _("Reading the file"), force=True)
+        try:
+            report = convert_to_parquet(
+                source,
+                parquet,
+                original_name=dataset.original_filename,
+                on_progress=lambda share: context.progress(
+                    share * CONVERSION_SHARE, _("Reading the file")
+                ),
+                should_cancel=context.is_cancel_requested,
+            )
+        except IngestError as error:
+            if error.code == "cancelled":
+                raise JobCancelled() from None
+            raise ApplicationError(error.message, code=error.code) from None
+        for note in report.notes:
+            context.log(note)
+        Dataset.objects.filter(pk=dataset_id).update(ingest_report=report.to_dict())
+    context.check_cancelled()
+    context.progress(CONVERSION_SHARE, _("Profiling columns"), force=True)
+    profile = profile_parquet(
+        parquet, type_overrides=dataset.type_overrides, should_cancel=context.is_cancel_requested
+    )
+    context.check_cancelled()
+    updated = Dataset.objects.filter(pk=dataset_id).update(
+        status=Dataset.Status.READY,
+        error="",
+        profile=profile,
+        row_count=profile["row_count"],
+        column_count=profile["column_count"],
+    )
+    if not updated:
+        # Deleted while we worked: its folder is already scheduled for removal.
+        files.remove_dir(dataset.storage_dir)
+        raise ApplicationError(_("The dataset was deleted while it was being processed."))
+    context.log(
+        _("%(rows)s rows × %(columns)s columns profiled.")
+        % {"rows": profile["row_count"], "columns": profile["column_count"]}
+    )
+    return {"dataset_id": dataset_id}
+
+
+def dataset_mark_failed(*, dataset_id: int, error: str) -> None:
+    """A dataset that failed keeps its row (with the reason) but no files: nothing half-written."""
+    dataset = Dataset.objects.filter(pk=dataset_id).first()
+    if dataset is None:
+        return
+    if dataset.profile:
+        # A re-profile failed: the data itself is fine, keep it and the previous profile.
+        Dataset.objects.filter(pk=dataset_id).update(status=Dataset.Status.READY, error=error)
+        return
+    Dataset.objects.filter(pk=dataset_id).update(status=Dataset.Status.FAILED, error=error)
+    files.remove_dir(dataset.storage_dir)
+
+
+def dataset_rename(*, dataset: Dataset, name: str) -> Dataset:
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError(
+            _("The name cannot be empty."), code="invalid", details={"name": ["required"]}
+        )
+    dataset.name = name[:200]
+    dataset.save(update_fields=["name", "updated_at"])
+    return dataset
+
+
+@transaction.atomic
+def dataset_set_column_types(*, user: Any, dataset: Dataset, types: dict[str, str]) -> Dataset:
+    """Override detected column types ("" resets to the detected one); a job re-profiles."""
+    if dataset.status != Dataset.Status.READY:
+        raise Conflict(_("Wait until the dataset is ready."), code="dataset_not_ready")
+    known = {column["name"] for column in dataset.columns}
+    unknown = sorted(set(types) - known)
+    if unknown:
+        raise ApplicationError(
+            _("Unknown columns: %s") % ", ".join(unknown), details={"columns": unknown}
+        )
+    invalid = sorted(name for name, kind in types.items() if kind and kind not in COLUMN_TYPES)
+    if invalid:
+        raise ApplicationError(
+            _("Unknown type for: %s") % ", ".join(invalid),
+            details={"allowed_types": list(COLUMN_TYPES)},
+        )
+    overrides = dict(dataset.type_overrides)
+    for name, kind in types.items():
+        if kind:
+            overrides[name] = kind
+        else:
+            overrides.pop(name, None)
+    job = job_create(
+        team=dataset.team,
+        created_by=user,
+        kind=Job.Kind.DATASET_PROCESS,
+        description=_("Re-profile %(name)s") % {"name": dataset.name},
+    )
+    Dataset.objects.filter(pk=dataset.pk).update(
+        type_overrides=overrides, status=Dataset.Status.PROCESSING, job=job
+    )
+    from mlmanager.datasets.tasks import process_dataset  # tasks import this module
+
+    job_enqueue(job=job, task=process_dataset, dataset_id=dataset.pk)
+    dataset.refresh_from_db()
+    return dataset
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    """Deletes the row and, after commit, its folder. A job still working on it is cancelled."""
+    job = dataset.job
+    if job is not None and job.is_cancellable:
+        job_cancel(job=job)
+    storage_dir = dataset.storage_dir
+    with transaction.atomic():
+        deleted, _rows = Dataset.objects.filter(pk=dataset.pk).delete()
+        if not deleted:
+            raise NotFound()
+        transaction.on_commit(lambda: files.remove_dir(storage_dir))
+    logger.info("dataset %s deleted", dataset.pk)

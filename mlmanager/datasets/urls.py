@@ -1,0 +1,14 @@
+from django.urls import path
+
+from mlmanager.datasets import views
+
+app_name = "datasets"
+
+urlpatterns = [
+    path("", views.dataset_list, name="list"),
+    path("<int:dataset_id>/", views.dataset_detail, name="detail"),
+    path("<int:dataset_id>/preview/", views.dataset_preview, name="preview"),
+    path("<int:dataset_id>/rename/", views.dataset_rename, name="rename"),
+    path("<int:dataset_id>/column-type/", views.dataset_column_type, name="column_type"),
+    path("<int:dataset_id>/delete/", views.dataset_delete, name="delete"),
+]

@@ -1,0 +1,155 @@
+"""Dataset pages: list and upload, detail (profile, charts, preview), rename, types, delete."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from mlmanager.core.access import Action
+from mlmanager.core.errors import ApplicationError
+from mlmanager.core.htmx import render_page_or_partial
+from mlmanager.core.requests import AuthenticatedHttpRequest
+from mlmanager.core.uploads import raise_if_upload_too_large
+from mlmanager.datasets import selectors, services
+from mlmanager.datasets.charts import column_chart
+from mlmanager.datasets.forms import ColumnTypeForm, RenameForm, UploadForm
+from mlmanager.datasets.models import Dataset
+from mlmanager.engine.profiling import COLUMN_TYPES
+
+PREVIEW_PAGE_SIZE = 25
+
+
+@login_required
+def dataset_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    team = request.team
+    form = UploadForm()
+    upload_error = ""
+    if request.method == "POST":
+        try:
+            # Reading request.POST streams the body; the size handler may refuse it.
+            form = UploadForm(request.POST, request.FILES)
+            raise_if_upload_too_large(request)
+            if form.is_valid():
+                dataset = services.dataset_create(
+                    user=request.user,
+                    upload=form.cleaned_data["file"],
+                    name=form.cleaned_data["name"],
+                    team_id=team.pk if team else None,
+                )
+                messages.success(
+                    request, _("Uploaded. Processing %(name)s…") % {"name": dataset.name}
+                )
+                return redirect("datasets:detail", dataset_id=dataset.pk)
+        except ApplicationError as error:
+            if error.status_code in (403, 404):
+                raise
+            upload_error = error.message
+    datasets = (
+        selectors.datasets_for_user(user=request.user, team=team)
+        if team
+        else Dataset.objects.none()
+    )
+    page = Paginator(datasets, 25).get_page(request.GET.get("page"))
+    return render_page_or_partial(
+        request,
+        page="datasets/list.html",
+        partial="datasets/partials/_table.html",
+        context={
+            "form": form,
+            "upload_error": upload_error,
+            "page": page,
+            "any_processing": any(d.status == "processing" for d in page),
+        },
+    )
+
+
+def _column_rows(dataset: Dataset) -> list[dict[str, object]]:
+    return [{"column": column, "chart": column_chart(column)} for column in dataset.columns]
+
+
+@login_required
+def dataset_detail(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = selectors.access_dataset(user=request.user, id=dataset_id)
+    context = {
+        "dataset": dataset,
+        "job": dataset.job,
+        "column_rows": _column_rows(dataset),
+        "column_types": COLUMN_TYPES,
+        "rename_form": RenameForm(initial={"name": dataset.name}),
+    }
+    return render_page_or_partial(
+        request,
+        page="datasets/detail.html",
+        partial="datasets/partials/_body.html",
+        context=context,
+    )
+
+
+@login_required
+def dataset_preview(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = selectors.access_dataset(user=request.user, id=dataset_id)
+    try:
+        page_number = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page_number = 1
+    total = dataset.row_count or 0
+    last_page = max(1, -(-total // PREVIEW_PAGE_SIZE))
+    page_number = min(page_number, last_page)
+    columns, rows = selectors.dataset_preview(
+        dataset=dataset, offset=(page_number - 1) * PREVIEW_PAGE_SIZE, limit=PREVIEW_PAGE_SIZE
+    )
+    return render(
+        request,
+        "datasets/partials/_preview.html",
+        {
+            "dataset": dataset,
+            "columns": columns,
+            "rows": rows,
+            "page_number": page_number,
+            "last_page": last_page,
+            "first_row": (page_number - 1) * PREVIEW_PAGE_SIZE + 1,
+        },
+    )
+
+
+@login_required
+@require_POST
+def dataset_rename(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        services.dataset_rename(dataset=dataset, name=form.cleaned_data["name"])
+        messages.success(request, _("Renamed."))
+    else:
+        messages.error(request, _("The name cannot be empty."))
+    return redirect("datasets:detail", dataset_id=dataset.pk)
+
+
+@login_required
+@require_POST
+def dataset_column_type(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
+    form = ColumnTypeForm(request.POST)
+    if not form.is_valid():
+        raise ApplicationError(_("Choose one of the listed types."))
+    services.dataset_set_column_types(
+        user=request.user,
+        dataset=dataset,
+        types={form.cleaned_data["column"]: form.cleaned_data["type"]},
+    )
+    messages.success(request, _("Type changed; the profile is being updated."))
+    return redirect("datasets:detail", dataset_id=dataset.pk)
+
+
+@login_required
+@require_POST
+def dataset_delete(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
+    services.dataset_delete(dataset=dataset)
+    messages.success(request, _("%(name)s was deleted.") % {"name": dataset.name})
+    return redirect("datasets:list")

@@ -1,0 +1,1 @@
+"""Plain-Python ML engine; no Django imports."""

@@ -1,0 +1,50 @@
+"""Jobs pages: the team's jobs (refreshing while any runs) and one job with its log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from mlmanager.core.access import Action
+from mlmanager.core.htmx import render_page_or_partial
+from mlmanager.core.requests import AuthenticatedHttpRequest
+from mlmanager.jobs import selectors, services
+from mlmanager.jobs.models import Job
+
+
+@login_required
+def job_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    team = request.team
+    jobs = selectors.jobs_for_user(user=request.user, team=team) if team else Job.objects.none()
+    page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    return render_page_or_partial(
+        request,
+        page="jobs/list.html",
+        partial="jobs/partials/_table.html",
+        context={"page": page, "any_active": any(not job.is_finished for job in page)},
+    )
+
+
+@login_required
+def job_detail(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
+    job = selectors.access_job(user=request.user, id=job_id)
+    return render_page_or_partial(
+        request, page="jobs/detail.html", partial="jobs/partials/_job.html", context={"job": job}
+    )
+
+
+@login_required
+@require_POST
+def job_cancel(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
+    job = selectors.access_job(user=request.user, id=job_id, action=Action.CHANGE)
+    services.job_cancel(job=job)
+    messages.success(request, _("Cancellation requested."))
+    next_url = request.POST.get("next", "")
+    if next_url.startswith("/") and not next_url.startswith("//"):
+        return redirect(next_url)
+    return redirect("jobs:detail", job_id=job.pk)
