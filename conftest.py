@@ -16,6 +16,8 @@ from mlmanager.core.tests.factories import api_client_for, member
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "uploads-in-progress"
+    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

@@ -58,3 +58,20 @@ def _auto_decimals(value: float) -> int:
     if magnitude >= 1:
         return 2
     return 4
+
+
+def format_percent(share: Any, *, decimals: int = 1, decimal_separator: str = ".") -> str:
+    if share is None:
+        return "–"
+    number = format_number(
+        float(share) * 100, decimals=decimals, decimal_separator=decimal_separator
+    )
+    return f"{number} %"
+
+
+def format_cell(value: Any, *, decimal_separator: str = ".") -> str:
+    """A data value as stored, full precision: only the decimal separator follows the user."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        text = repr(value)
+        return text.replace(".", ",") if decimal_separator == "," else text
+    return str(value)

@@ -33,12 +33,24 @@ class Chart:
     last_label: str = ""
 
 
+# Columns whose distribution says nothing: every value once, or one value.
+_NO_CHART_TYPES = {"identifier", "constant", "empty"}
+
+
 def _short(value: Any) -> str:
-    text = str(value)
+    """Axis and tooltip labels: 4 significant digits for numbers, dates without a midnight."""
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, str) and value.endswith("T00:00:00"):
+        text = value.removesuffix("T00:00:00")
+    else:
+        text = str(value)
     return text if len(text) <= 24 else text[:23] + "…"
 
 
 def column_chart(column: dict[str, Any]) -> Chart | None:
+    if column.get("type") in _NO_CHART_TYPES:
+        return None
     stats = column.get("stats") or {}
     histogram = stats.get("histogram")
     if histogram and histogram.get("counts"):
@@ -48,12 +60,13 @@ def column_chart(column: dict[str, Any]) -> Chart | None:
             f"{_short(edges[i])} – {_short(edges[i + 1])}" if i + 1 < len(edges) else ""
             for i in range(len(counts))
         ]
+        # The axis ends at the data's own min and max: integer bins end one past the max.
         return _vertical(
             "histogram",
             counts,
             labels,
-            first=_short(edges[0]) if edges else "",
-            last=_short(edges[-1]) if edges else "",
+            first=_short(stats.get("min", edges[0] if edges else "")),
+            last=_short(stats.get("max", edges[-1] if edges else "")),
         )
     top = stats.get("top_values")
     if top:

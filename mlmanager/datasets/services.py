@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -89,8 +88,7 @@ def dataset_create(
     destination = files.local_path(dataset.source_path)
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # A move within the filesystem, not a copy: the upload is already on disk.
-        shutil.move(str(temporary_path), destination)
+        files.keep_upload(temporary_path, destination)
         with transaction.atomic():
             dataset.save()
             job = job_create(

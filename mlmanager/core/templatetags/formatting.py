@@ -59,3 +59,15 @@ def now_datetime(context: template.Context) -> str:
     from django.utils import timezone
 
     return datetime_tag(context, timezone.now())
+
+
+@register.simple_tag(takes_context=True)
+def percent(context: template.Context, share: Any, decimals: int = 1) -> str:
+    separator = _preferences(context).get("decimal_separator", ".")
+    return formatting.format_percent(share, decimals=decimals, decimal_separator=separator)
+
+
+@register.simple_tag(takes_context=True)
+def cell(context: template.Context, value: Any) -> str:
+    separator = _preferences(context).get("decimal_separator", ".")
+    return formatting.format_cell(value, decimal_separator=separator)

@@ -5,7 +5,13 @@ from datetime import UTC, date, datetime
 import pytest
 from django.utils import timezone
 
-from mlmanager.core.formatting import format_date, format_datetime, format_number
+from mlmanager.core.formatting import (
+    format_cell,
+    format_date,
+    format_datetime,
+    format_number,
+    format_percent,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,3 +44,11 @@ def test_datetime_in_active_time_zone_and_12_hour_clock() -> None:
 )
 def test_numbers(value: object, decimals: int | None, separator: str, expected: str) -> None:
     assert format_number(value, decimals=decimals, decimal_separator=separator) == expected
+
+
+def test_percent_and_cells_follow_decimal_separator() -> None:
+    assert format_percent(0.0812, decimal_separator=",") == "8,1 %"
+    assert format_percent(None) == "–"
+    assert format_cell(1234.5678901, decimal_separator=",") == "1234,5678901"
+    assert format_cell(12) == "12"
+    assert format_cell("a.b", decimal_separator=",") == "a.b"

@@ -8,6 +8,17 @@ import pytest
 from rest_framework.test import APIClient
 
 DEMO_CSV = Path(__file__).resolve().parents[1] / "demo" / "customer_churn.csv"
+DEMO_COLUMNS = [
+    "customer_id",
+    "signup_date",
+    "plan",
+    "region",
+    "monthly_fee",
+    "tenure_months",
+    "support_calls",
+    "satisfaction",
+    "churned",
+]
 
 
 @pytest.fixture

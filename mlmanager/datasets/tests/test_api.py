@@ -8,7 +8,7 @@ from django.conf import settings
 from mlmanager.core.tests.factories import TeamFactory, api_client_for, member
 from mlmanager.datasets.files import local_path
 from mlmanager.datasets.models import Dataset
-from mlmanager.datasets.tests.conftest import DEMO_CSV
+from mlmanager.datasets.tests.conftest import DEMO_COLUMNS, DEMO_CSV
 from mlmanager.jobs.models import Job
 
 
@@ -34,17 +34,7 @@ def test_upload_profile_and_preview_demo(api, owner, upload, run_jobs) -> None:
     assert detail["status"] == "ready", detail["error"]
     assert (detail["row_count"], detail["column_count"]) == (1000, 9)
     columns = {column["name"]: column for column in detail["columns"]}
-    assert list(columns) == [
-        "customer_id",
-        "signup_date",
-        "plan",
-        "region",
-        "monthly_fee",
-        "tenure_months",
-        "support_calls",
-        "satisfaction",
-        "churned",
-    ]
+    assert list(columns) == DEMO_COLUMNS
     assert (columns["customer_id"]["type"], columns["customer_id"]["role"]) == (
         "identifier",
         "ignore",

@@ -1,0 +1,36 @@
+"""Turn an uploaded table (CSV/TSV, Parquet, Excel, JSON Lines) into one normalised Parquet file.
+
+How a conversion flows through the modules of this package:
+
+1. `detection` reads the start of the file and names its format (and, for text, its encoding),
+   refusing empty, binary and unsupported files before anything else runs.
+2. `conversion.convert_to_parquet` opens a temporary sibling of the destination through
+   `writer.atomic_parquet_file` and hands the file to the reader for its format:
+   `csv` (with `csv_dialect` for sniffing and `csv_stream` for the input stream), `excel`,
+   `jsonl` or `parquet`. Readers get a `context.ReadContext`: the sink, the column limit,
+   progress reporting and cancellation.
+3. Every reader streams: CSV through pyarrow's block reader, JSON Lines and Excel row by row in
+   batches (`python_values` types those Python values), Parquet batch by batch, so memory stays
+   bounded whatever the size of the upload. Column names are made unique by `naming`.
+4. `writer.ParquetSink` writes row groups, widening column types when later batches disagree;
+   the finished file replaces the destination only when the reader succeeds.
+5. `preview.read_preview` later reads pages of the converted file for display.
+
+Problems with the user's file surface as `IngestError`, whose message is meant for the user.
+Only the names below are the package's interface; the modules are its internals.
+"""
+
+from mlmanager.engine.ingest.conversion import MAX_COLUMNS, convert_to_parquet
+from mlmanager.engine.ingest.detection import SUPPORTED_EXTENSIONS, detect_format
+from mlmanager.engine.ingest.errors import IngestError, IngestReport
+from mlmanager.engine.ingest.preview import read_preview
+
+__all__ = [
+    "MAX_COLUMNS",
+    "SUPPORTED_EXTENSIONS",
+    "IngestError",
+    "IngestReport",
+    "convert_to_parquet",
+    "detect_format",
+    "read_preview",
+]

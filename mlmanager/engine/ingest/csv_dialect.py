@@ -1,0 +1,152 @@
+"""How a delimited text file is written: delimiter, quote, decimal point, and its header.
+
+All of it is guessed from the start of the file with the standard csv module, before pyarrow
+reads the whole file with the answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlmanager.engine.ingest.detection import TextSample
+from mlmanager.engine.ingest.errors import IngestError, too_many_columns_error
+
+# csv.Sniffer slows down badly on long input, and a few dozen lines settle the dialect.
+SNIFF_MAX_CHARS = 64 * 1024
+SNIFF_MAX_LINES = 50
+DELIMITER_CANDIDATES = ",;\t|"
+# A header line longer than this is not a table anyone can use; stop looking for its end.
+HEADER_MAX_CHARS = 16 << 20
+
+_COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
+_DOT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
+
+
+@dataclasses.dataclass
+class CsvDialect:
+    encoding: str
+    delimiter: str
+    quote_char: str
+    decimal_point: str
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+def sniff_dialect(sample: TextSample, extension: str) -> CsvDialect:
+    delimiter, quote_char = _sniff_delimiter(sample.text, extension)
+    return CsvDialect(
+        encoding=sample.encoding,
+        delimiter=delimiter,
+        quote_char=quote_char,
+        decimal_point=_sniff_decimal_point(sample.text, delimiter, quote_char),
+    )
+
+
+def read_header(source: Path, dialect: CsvDialect, max_columns: int) -> list[str] | None:
+    """Read the header's fields without reading the body, or None if the csv module cannot."""
+    with source.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding=dialect.encoding, errors="replace", newline="")
+
+        def lines() -> Iterator[str]:
+            while line := text.readline(HEADER_MAX_CHARS):
+                if len(line) >= HEADER_MAX_CHARS and not line.endswith(("\n", "\r")):
+                    if line.count(dialect.delimiter) + 1 > max_columns:
+                        raise too_many_columns_error(line.count(dialect.delimiter) + 1, max_columns)
+                    raise _LineTooLong
+                yield line.replace("\x00", "")
+
+        reader = csv.reader(lines(), delimiter=dialect.delimiter, quotechar=dialect.quote_char)
+        try:
+            return next(reader, [])
+        except _LineTooLong:
+            raise IngestError(
+                "The first line of the file is too long to be a header row.", code="invalid_file"
+            ) from None
+        except csv.Error:
+            return None
+
+
+def trailing_delimiter_names(
+    header: list[str] | None, sample: TextSample, dialect: CsvDialect
+) -> list[str] | None:
+    """Return the column names if every sampled data row ends with a delimiter, as some exports
+    write, so that each has one empty field more than there are columns; otherwise None.
+
+    The header may end with the delimiter as well; its empty last name is then not a column.
+    """
+    # pyarrow skips the header by counting line breaks, so a header with a line break inside a
+    # quoted name keeps the ordinary reading.
+    if not header or any("\n" in name or "\r" in name for name in header):
+        return None
+    rows = _sample_rows(sample, dialect)
+    if not rows or rows[0] != header:
+        return None
+    data_rows = [row for row in rows[1:] if row]  # pyarrow skips blank lines too
+    names = header[:-1] if len(header) > 1 and header[-1] == "" else header
+    if data_rows and all(len(row) == len(names) + 1 and row[-1] == "" for row in data_rows):
+        return names
+    return None
+
+
+def _sample_rows(sample: TextSample, dialect: CsvDialect) -> list[list[str]]:
+    rows = csv.reader(
+        io.StringIO(sample.text[:SNIFF_MAX_CHARS]),
+        delimiter=dialect.delimiter,
+        quotechar=dialect.quote_char,
+    )
+    try:
+        parsed = list(itertools.islice(rows, SNIFF_MAX_LINES))
+    except csv.Error:
+        return []
+    if not sample.complete or len(sample.text) > SNIFF_MAX_CHARS:
+        parsed = parsed[:-1]  # the sample may end partway through its last row
+    return parsed
+
+
+def _sniff_delimiter(text: str, extension: str) -> tuple[str, str]:
+    lines = list(itertools.islice(io.StringIO(text[:SNIFF_MAX_CHARS]), SNIFF_MAX_LINES))
+    if len(lines) > 1 and not lines[-1].endswith(("\n", "\r")):
+        lines.pop()  # cut off by the sample
+    first_line = lines[0] if lines else ""
+    if extension == ".tsv" and "\t" in first_line:
+        return "\t", '"'
+    try:
+        sniffed = csv.Sniffer().sniff("".join(lines), delimiters=DELIMITER_CANDIDATES)
+        delimiter, quote_char = sniffed.delimiter, sniffed.quotechar
+    except csv.Error:
+        delimiter, quote_char = "", '"'
+    if delimiter not in DELIMITER_CANDIDATES or not delimiter:
+        counts = {candidate: first_line.count(candidate) for candidate in DELIMITER_CANDIDATES}
+        delimiter = max(counts, key=counts.__getitem__) if any(counts.values()) else ","
+    if quote_char not in ('"', "'"):
+        quote_char = '"'
+    return delimiter, quote_char
+
+
+def _sniff_decimal_point(text: str, delimiter: str, quote_char: str) -> str:
+    # With a comma delimiter a decimal comma would have to be quoted; nobody does that.
+    if delimiter == ",":
+        return "."
+    comma_numbers = dot_numbers = 0
+    rows = csv.reader(
+        io.StringIO(text[:SNIFF_MAX_CHARS]), delimiter=delimiter, quotechar=quote_char
+    )
+    try:
+        for row in itertools.islice(rows, SNIFF_MAX_LINES):
+            for field in row:
+                value = field.strip()
+                if _COMMA_DECIMAL.fullmatch(value):
+                    comma_numbers += 1
+                elif _DOT_DECIMAL.fullmatch(value):
+                    dot_numbers += 1
+    except csv.Error:
+        pass  # a field longer than the csv module allows; the rows read so far decide
+    return "," if comma_numbers > dot_numbers else "."

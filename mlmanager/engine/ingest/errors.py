@@ -1,0 +1,72 @@
+"""The error and the report every reader produces, and the refusals several readers share."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+
+class IngestError(Exception):
+    """A problem with the user's file, with a message a non-programmer understands."""
+
+    def __init__(self, message: str, *, code: str = "invalid_file"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclasses.dataclass
+class IngestReport:
+    """What the conversion found and changed, for showing next to the data set."""
+
+    source_format: str
+    row_count: int
+    column_count: int
+    encoding: str | None
+    delimiter: str | None
+    skipped_rows: int = 0
+    renamed_columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def too_many_columns_error(count: int, max_columns: int) -> IngestError:
+    return IngestError(
+        f"The file has {count:,} columns; at most {max_columns:,} are supported.",
+        code="too_many_columns",
+    )
+
+
+def no_rows_error(skipped_rows: int = 0) -> IngestError:
+    if skipped_rows:
+        return IngestError(
+            f"None of the {skipped_rows:,} data rows has the same number of fields as the "
+            "header, so there is nothing to load.",
+            code="no_rows",
+        )
+    return IngestError("The file has column names but no data rows.", code="no_rows")
+
+
+_Item = TypeVar("_Item")
+
+
+def guarded(
+    iterator: Iterator[_Item],
+    to_error: Callable[[Exception], IngestError],
+    *errors: type[Exception],
+) -> Iterator[_Item]:
+    """Yield from `iterator`, turning the reader's own errors into IngestError.
+
+    Only the reading is guarded, so an error while writing is never blamed on the file.
+    """
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except errors as exc:
+            raise to_error(exc) from exc
+        yield item

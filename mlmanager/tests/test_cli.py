@@ -1,0 +1,93 @@
+"""`mlmanager run` as a user starts it: web server and worker together, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "cli test passphrase 9"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _json(url: str, *, body: dict | None = None, token: str = "") -> dict:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        MLMANAGER_DATA_DIR=str(tmp_path),
+        PORT=str(port),
+        MLMANAGER_ADMIN_EMAIL="boss@example.com",
+        MLMANAGER_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        WEB_CONCURRENCY="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlmanager.cli", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    banner: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            banner.append(line)
+            if "MLManager is running at" in line:
+                break
+        output = "".join(banner)
+        assert f"running at http://127.0.0.1:{port}/" in output, output
+        assert "Admin account created: boss@example.com" in output
+
+        base = f"http://127.0.0.1:{port}"
+        token = ""
+        for _ in range(100):  # gunicorn may still be binding
+            try:
+                token = _json(
+                    f"{base}/api/v1/auth/token/",
+                    body={"email": "boss@example.com", "password": ADMIN_PASSWORD},
+                )["token"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert token
+        status = ""
+        for _ in range(150):  # the worker processes the demo dataset
+            datasets = _json(f"{base}/api/v1/datasets/", token=token)["results"]
+            status = datasets[0]["status"] if datasets else ""
+            if status == "ready":
+                break
+            time.sleep(0.2)
+        assert status == "ready"
+        assert datasets[0]["name"] == "Demo: customer churn"
+        assert datasets[0]["row_count"] == 1000
+    finally:
+        process.send_signal(signal.SIGINT)
+        remaining, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, remaining
+    assert "Stopped." in remaining
