@@ -18,6 +18,7 @@ class Job(TeamOwnedModel):
 
     class Kind(models.TextChoices):
         DATASET_PROCESS = "dataset.process", _("Process dataset")
+        MACHINE_TRAIN = "machine.train", _("Train model")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

@@ -7,10 +7,12 @@ returns the result reference. The Job row, not the task backend, is the truth.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connections
 from django.utils.translation import gettext as _
 
 from mlmanager.core.errors import ApplicationError
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 # Progress writes are throttled: a chatty loop must not turn into a write storm.
 PROGRESS_MIN_INTERVAL_S = 0.5
 CANCEL_CHECK_MIN_INTERVAL_S = 0.5
+# Well under jobs.services.STALE_AFTER, so a quiet but healthy job never looks orphaned.
+HEARTBEAT_INTERVAL_S = 20.0
 
 
 class JobCancelled(Exception):
@@ -63,6 +67,30 @@ class JobContext:
             raise JobCancelled()
 
 
+class _Heartbeat:
+    """Touches the job's heartbeat from a thread while the work runs, however quiet it is."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"job-{job_id}-heartbeat")
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_INTERVAL_S):
+                services.job_heartbeat(job_id=self.job_id)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_job(
     job_id: int,
     work: Callable[[JobContext], dict[str, Any] | None],
@@ -84,7 +112,8 @@ def run_job(
     context = JobContext(job)
     logger.info("job %s (%s) started", job_id, job.kind)
     try:
-        result = work(context)
+        with _Heartbeat(job_id):
+            result = work(context)
     except JobCancelled:
         services.job_mark_cancelled(job_id=job_id)
         if on_failure is not None:

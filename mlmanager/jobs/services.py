@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +21,9 @@ from mlmanager.jobs.models import Job
 logger = logging.getLogger(__name__)
 
 MAX_LOG_LINE = 1000
+# A running job whose heartbeat is older than this is taken as orphaned (its worker died).
+# Work reports progress (and so heartbeats) at least every few seconds.
+STALE_AFTER = timedelta(minutes=2)
 
 
 def worker_name() -> str:
@@ -60,6 +64,10 @@ def job_report_progress(*, job_id: int, progress: int, message: str | None = Non
     if message is not None:
         fields["message"] = message[:300]
     Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(**fields)
+
+
+def job_heartbeat(*, job_id: int) -> None:
+    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
 
 
 def job_append_log(*, job_id: int, line: str) -> None:
@@ -117,3 +125,29 @@ def job_cancel(*, job: Job) -> Job:
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
     return job
+
+
+def jobs_fail_stale(*, older_than: timedelta = STALE_AFTER) -> list[int]:
+    """Fail running jobs whose worker stopped heartbeating (killed, machine lost).
+
+    Called when a worker starts, so a job never stays "running" past the next worker start.
+    Returns the ids, so the owners of the work can record the failure on their objects.
+    """
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    failed = [
+        job_id
+        for job_id in stale
+        if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=Job.Status.FAILED,
+            error=_("The worker running this job stopped unexpectedly."),
+            finished_at=timezone.now(),
+        )
+    ]
+    for job_id in failed:
+        logger.warning("job %s failed: its worker stopped heartbeating", job_id)
+    return failed

@@ -99,3 +99,42 @@ def test_cancel_finished_job_conflicts(owner, run_jobs) -> None:
     job.refresh_from_db()
     with pytest.raises(Conflict):
         services.job_cancel(job=job)
+
+
+def test_worker_start_fails_jobs_whose_worker_died(owner, run_jobs) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    orphan = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    services.job_claim(job_id=orphan.pk, worker="dead-host:1")
+    Job.objects.filter(pk=orphan.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    alive = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    services.job_claim(job_id=alive.pk, worker="live-host:1")
+
+    run_jobs()  # the worker command checks for stale jobs when it starts
+
+    orphan.refresh_from_db()
+    alive.refresh_from_db()
+    assert orphan.status == Job.Status.FAILED
+    assert orphan.error == "The worker running this job stopped unexpectedly."
+    assert alive.status == Job.Status.RUNNING
+
+
+def test_quiet_work_keeps_heartbeating(owner, run_jobs, monkeypatch) -> None:
+    import time
+
+    from mlmanager.jobs import runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL_S", 0.05)
+    job = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    beats = []
+
+    def quiet_work(context) -> dict:
+        first = Job.objects.get(pk=context.job_id).heartbeat_at
+        time.sleep(0.3)  # reports nothing
+        beats.append(Job.objects.get(pk=context.job_id).heartbeat_at > first)
+        return {}
+
+    run_job(job.pk, quiet_work)
+    assert beats == [True]

@@ -7,6 +7,8 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from mlmanager.jobs.services import jobs_fail_stale
+
 
 class Command(BaseCommand):
     help = "Run background jobs (dataset processing, training, batch predictions)."
@@ -23,6 +25,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, queues: str, interval: float, batch: bool, **options: Any) -> None:
+        # A worker killed with `kill -9` left its jobs "running"; fail them before taking new work.
+        jobs_fail_stale()
         arguments = ["--queue-name", queues, "--interval", str(interval), "--no-startup-delay"]
         if batch:
             arguments.append("--batch")
