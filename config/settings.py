@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "mlmanager.accounts",
     "mlmanager.jobs",
     "mlmanager.datasets",
+    "mlmanager.machines",
 ]
 
 MIDDLEWARE = [
@@ -132,6 +133,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MLMANAGER_SIGNUP_OPEN = ENV.signup_open
 MLMANAGER_SITE_URL = ENV.site_url
 MLMANAGER_INVITATION_DAYS = 7
+# Caps the number of candidates every model search tries (unset: the budget alone decides).
+# Tests and the benchmark's fixed-fit overhead measurement set it.
+MLMANAGER_TRAINING_MAX_CANDIDATES = ENV.training_max_candidates
 
 TASKS = {
     "default": {

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from mlmanager.accounts import api as accounts_api
 from mlmanager.datasets import api as datasets_api
 from mlmanager.jobs import api as jobs_api
+from mlmanager.machines import api as machines_api
 
 api_v1 = [
     path("auth/signup/", accounts_api.SignupApi.as_view(), name="signup"),
@@ -24,6 +25,30 @@ api_v1 = [
         datasets_api.DatasetPreviewApi.as_view(),
         name="dataset-preview",
     ),
+    path("models/", machines_api.MachineListCreateApi.as_view(), name="models"),
+    path("models/<int:machine_id>/", machines_api.MachineDetailApi.as_view(), name="model"),
+    path(
+        "models/<int:machine_id>/start_training/",
+        machines_api.MachineStartTrainingApi.as_view(),
+        name="model-start-training",
+    ),
+    path(
+        "models/<int:machine_id>/training_status/",
+        machines_api.MachineTrainingStatusApi.as_view(),
+        name="model-training-status",
+    ),
+    path(
+        "models/<int:machine_id>/versions/",
+        machines_api.MachineVersionListApi.as_view(),
+        name="model-versions",
+    ),
+    path(
+        "models/<int:machine_id>/versions/<int:number>/activate/",
+        machines_api.MachineVersionActivateApi.as_view(),
+        name="model-version-activate",
+    ),
+    path("runs/<int:run_id>/", machines_api.RunDetailApi.as_view(), name="run"),
+    path("runs/<int:run_id>/cancel/", machines_api.RunCancelApi.as_view(), name="run-cancel"),
     path("jobs/", jobs_api.JobListApi.as_view(), name="jobs"),
     path("jobs/<int:job_id>/", jobs_api.JobDetailApi.as_view(), name="job"),
     path("jobs/<int:job_id>/cancel/", jobs_api.JobCancelApi.as_view(), name="job-cancel"),
@@ -33,6 +58,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets:list", permanent=False)),
     path("accounts/", include("mlmanager.accounts.urls")),
     path("datasets/", include("mlmanager.datasets.urls")),
+    path("models/", include("mlmanager.machines.urls")),
     path("jobs/", include("mlmanager.jobs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),

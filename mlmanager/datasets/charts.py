@@ -37,7 +37,7 @@ class Chart:
 _NO_CHART_TYPES = {"identifier", "constant", "empty"}
 
 
-def _short(value: Any) -> str:
+def short_label(value: Any) -> str:
     """Axis and tooltip labels: 4 significant digits for numbers, dates without a midnight."""
     if isinstance(value, float):
         text = f"{value:.4g}"
@@ -57,7 +57,7 @@ def column_chart(column: dict[str, Any]) -> Chart | None:
         counts = [int(c) for c in histogram["counts"]]
         edges = histogram.get("edges") or []
         labels = [
-            f"{_short(edges[i])} – {_short(edges[i + 1])}" if i + 1 < len(edges) else ""
+            f"{short_label(edges[i])} – {short_label(edges[i + 1])}" if i + 1 < len(edges) else ""
             for i in range(len(counts))
         ]
         # The axis ends at the data's own min and max: integer bins end one past the max.
@@ -65,13 +65,13 @@ def column_chart(column: dict[str, Any]) -> Chart | None:
             "histogram",
             counts,
             labels,
-            first=_short(stats.get("min", edges[0] if edges else "")),
-            last=_short(stats.get("max", edges[-1] if edges else "")),
+            first=short_label(stats.get("min", edges[0] if edges else "")),
+            last=short_label(stats.get("max", edges[-1] if edges else "")),
         )
     top = stats.get("top_values")
     if top:
         counts = [int(item["count"]) for item in top]
-        labels = [_short(item["value"]) for item in top]
+        labels = [short_label(item["value"]) for item in top]
         return _vertical("bars", counts, labels)
     return None
 

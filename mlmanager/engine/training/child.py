@@ -1,0 +1,112 @@
+"""Entry point of the search process, and the job description it receives.
+
+Kept free of heavy imports: the parent imports this module to name the process target, and
+only the child loads the ML libraries (`search`, preloaded by the fork server).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from mlmanager.engine.training.spec import TrainingError
+from mlmanager.engine.training.status import OutputFolder, write_json
+
+# Exit codes the parent tells apart from a crash.
+EXIT_REFUSED = 2  # a TrainingError, described in error.json
+EXIT_PAST_DEADLINE = 4
+EXIT_ORPHANED = 5
+_WATCHDOG_INTERVAL_S = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchJob:
+    """Everything the search process needs; picklable and small (no data)."""
+
+    parquet_path: str
+    folder: str
+    inputs: list[tuple[str, str]]
+    output: str
+    task: str
+    metric: str
+    seed: int
+    max_candidates: int | None
+    # Wall-clock times (time.time()): the search plans to end by search_deadline; past
+    # hard_deadline the process ends itself even if the parent could not kill it.
+    search_deadline: float
+    hard_deadline: float
+    n_jobs: int
+    artifact_key: bytes
+    parent_pid: int
+
+
+def run(job: SearchJob) -> None:
+    """Run one output's search; report through the files in `job.folder` (see `status`)."""
+    folder = OutputFolder(Path(job.folder))
+    _redirect_output(folder.log)
+    # CatBoost writes scratch folders into the working directory.
+    os.chdir(folder.path)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    _start_watchdog(job)
+    try:
+        # Imported here: the ML libraries load in the search process only.
+        from mlmanager.engine.training import search
+
+        search.run_search(job, folder)
+    except TrainingError as exc:
+        write_json(folder.error, {"message": exc.message, "code": exc.code})
+        sys.stderr.flush()
+        sys.exit(EXIT_REFUSED)
+    except MemoryError:
+        write_json(
+            folder.error,
+            {
+                "message": "Training ran out of memory. Use fewer rows or input columns, or a "
+                "machine with more memory.",
+                "code": "out_of_memory",
+            },
+        )
+        raise
+    except BaseException:
+        traceback.print_exc()
+        raise
+
+
+def _redirect_output(path: Path) -> None:
+    """Send file descriptors 1 and 2 to the log, so native libraries' output lands there too."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+
+
+def _start_watchdog(job: SearchJob) -> None:
+    """End this process past the hard deadline or when the parent is gone, whatever the
+    libraries are doing: an orphaned search must not hold the CPU for hours."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCHDOG_INTERVAL_S)
+            if time.time() > job.hard_deadline:
+                os._exit(EXIT_PAST_DEADLINE)
+            try:
+                os.kill(job.parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(EXIT_ORPHANED)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="search-watchdog", daemon=True).start()

@@ -1,0 +1,296 @@
+"""Turn raw input columns, as stored in the Parquet file, into the numeric matrix models learn on.
+
+The preprocessor is built from the input column types and is saved inside the model, so a
+prediction takes raw values (a form, an API call, a batch file) and goes through exactly the
+same steps. Every step copes with missing values and with values never seen in training.
+
+The classes here are pickled into model artifacts: renaming or moving them breaks loading of
+models already saved, so keep their import paths stable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from mlmanager.engine.profiling import _DATE_FORMATS  # the day-first/month-first formats known
+
+# Categories with at most this many levels are one-hot encoded; more get frequency + rank codes.
+ONE_HOT_MAX_LEVELS = 30
+# A level seen fewer times than this in training shares one "rare" rank code.
+RARE_LEVEL_MAX_COUNT = 1
+TEXT_HASH_FEATURES = 2**12
+MISSING_TEXT = "(missing)"
+DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_seconds")
+_TRUE_TEXTS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+_FALSE_TEXTS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+_DATE_SAMPLE = 1_000
+_DATE_MIN_PARSED_SHARE = 0.9
+
+
+def build_preprocessor(inputs: list[tuple[str, str]], frame: pd.DataFrame) -> Pipeline:
+    """An unfitted pipeline for the usable `inputs`; `frame` (training rows) decides whether
+    each categorical column is one-hot or frequency encoded."""
+    by_kind: dict[str, list[str]] = {}
+    for name, kind in inputs:
+        if kind == "categorical":
+            levels = pd.Series(as_text(frame[name])).nunique()
+            kind = "categorical_low" if levels <= ONE_HOT_MAX_LEVELS else "categorical_high"
+        by_kind.setdefault(kind, []).append(name)
+    steps: list[tuple[str, Any, Any]] = []
+    if numbers := by_kind.get("numeric", []) + by_kind.get("integer", []):
+        steps.append(("numbers", _imputed(NumberValues(), "median"), numbers))
+    if booleans := by_kind.get("boolean"):
+        steps.append(("booleans", _imputed(BooleanValues(), "most_frequent"), booleans))
+    if low := by_kind.get("categorical_low"):
+        encoder = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
+        steps.append(("categories", Pipeline([("text", TextValues()), ("onehot", encoder)]), low))
+    if high := by_kind.get("categorical_high"):
+        steps.append(("many_categories", FrequencyEncoder(), high))
+    if dates := by_kind.get("datetime"):
+        steps.append(("dates", _imputed(DatetimeParts(), "median"), dates))
+    for name in by_kind.get("text", []) + by_kind.get("json", []):
+        hashing = HashingVectorizer(
+            n_features=TEXT_HASH_FEATURES, alternate_sign=False, dtype=np.float32
+        )
+        # A bare column name (not a list) hands the vectorizer one 1-D column of documents.
+        steps.append(
+            (f"text_{len(steps)}", Pipeline([("text", Documents()), ("hash", hashing)]), name)
+        )
+    if not steps:
+        raise ValueError("no usable input columns")
+    return Pipeline(
+        [
+            ("columns", ColumnTransformer(steps, remainder="drop", sparse_threshold=0.3)),
+            # Trees ignore scale; the linear models need it. with_mean=False keeps sparse sparse.
+            ("scale", StandardScaler(with_mean=False)),
+            ("float32", FunctionTransformer(to_float32, accept_sparse=True)),
+        ]
+    )
+
+
+def to_float32(matrix: Any) -> Any:
+    if sp.issparse(matrix):
+        return matrix.astype(np.float32).tocsr()
+    return np.asarray(matrix, dtype=np.float32)
+
+
+def _imputed(values: BaseEstimator, strategy: str) -> Pipeline:
+    imputer = SimpleImputer(strategy=strategy, add_indicator=True, keep_empty_features=True)
+    return Pipeline([("values", values), ("impute", imputer)])
+
+
+def as_text(values: Any) -> np.ndarray:
+    """Each value as the text a person would type, missing values as MISSING_TEXT.
+
+    3.0 and 3 both become "3", so a category read as float (because of a missing value) in
+    training still matches "3" typed into a form.
+    """
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    texts = [_text(value) for value in uniques]
+    # Code -1 (missing) picks the last element.
+    return np.array([*texts, MISSING_TEXT], dtype=object)[codes]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return MISSING_TEXT
+        if math.isfinite(value) and float(value).is_integer():
+            return str(int(value))
+        return repr(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date | pd.Timestamp):
+        return value.isoformat()
+    text = str(value).strip()
+    return text if text else MISSING_TEXT
+
+
+def _columns(frame: Any) -> list[pd.Series]:
+    if isinstance(frame, pd.DataFrame):
+        return [frame.iloc[:, index] for index in range(frame.shape[1])]
+    array = np.asarray(frame, dtype=object)
+    if array.ndim == 1:
+        return [pd.Series(array)]
+    return [pd.Series(array[:, index]) for index in range(array.shape[1])]
+
+
+class NumberValues(TransformerMixin, BaseEstimator):
+    """Numbers as floats; text that is not a number, and infinities, become missing."""
+
+    def fit(self, frame: Any, y: Any = None) -> NumberValues:
+        return self
+
+    def transform(self, frame: Any) -> np.ndarray:
+        columns = [_numbers(column) for column in _columns(frame)]
+        return np.column_stack(columns) if columns else np.empty((0, 0))
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    if column.dtype == bool:
+        return column.to_numpy(dtype=np.float64)
+    if isinstance(column.dtype, pd.CategoricalDtype):  # Arrow dictionary columns
+        column = column.astype(object)
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(numbers), numbers, np.nan)
+
+
+class BooleanValues(TransformerMixin, BaseEstimator):
+    """yes/no, true/false, 1/0 and the like as 1.0/0.0.
+
+    A column a user called boolean whose values are none of these (say "male"/"female") gets
+    its own two values mapped, in sorted order, when training sees them.
+    """
+
+    def fit(self, frame: Any, y: Any = None) -> BooleanValues:
+        self.own_values_: list[dict[str, float]] = []
+        for column in _columns(frame):
+            texts = np.char.lower(as_text(column).astype(str))
+            present = texts[texts != MISSING_TEXT.lower()]
+            known = np.isin(present, list(_TRUE_TEXTS | _FALSE_TEXTS))
+            mapping: dict[str, float] = {}
+            if len(present) and known.mean() < 0.5:
+                for index, value in enumerate(sorted(set(present.tolist()))[:2]):
+                    mapping[value] = float(index)
+            self.own_values_.append(mapping)
+        return self
+
+    def transform(self, frame: Any) -> np.ndarray:
+        result: list[np.ndarray] = []
+        for column, mapping in zip(_columns(frame), self.own_values_, strict=True):
+            texts = np.char.lower(as_text(column).astype(str))
+            values = np.full(len(texts), np.nan)
+            if mapping:
+                for text, number in mapping.items():
+                    values[texts == text] = number
+            else:
+                values[np.isin(texts, list(_TRUE_TEXTS))] = 1.0
+                values[np.isin(texts, list(_FALSE_TEXTS))] = 0.0
+            result.append(values)
+        return np.column_stack(result)
+
+
+class TextValues(TransformerMixin, BaseEstimator):
+    """Categories as uniform text (see `as_text`), for the one-hot encoder."""
+
+    def fit(self, frame: Any, y: Any = None) -> TextValues:
+        return self
+
+    def transform(self, frame: Any) -> np.ndarray:
+        return np.column_stack([as_text(column) for column in _columns(frame)])
+
+
+class Documents(TransformerMixin, BaseEstimator):
+    """One text column as a list of documents; missing values are empty documents."""
+
+    def fit(self, column: Any, y: Any = None) -> Documents:
+        return self
+
+    def transform(self, column: Any) -> list[str]:
+        texts = as_text(_columns(column)[0])
+        return ["" if text == MISSING_TEXT else text for text in texts]
+
+
+class FrequencyEncoder(TransformerMixin, BaseEstimator):
+    """Two numbers per high-cardinality category: how common the level was in training, and
+    its rank by frequency (rare and unseen levels share the last rank).
+
+    Unlike one-hot encoding this stays two columns wide whether a column has 50 or 100 000
+    levels, and keeps only the levels seen in training.
+    """
+
+    def fit(self, frame: Any, y: Any = None) -> FrequencyEncoder:
+        # Per column: the levels by falling count (ties by text, so the same data gives the
+        # same ranks), each level's share of the rows, and how many levels are not rare.
+        self.levels_: list[pd.Index] = []
+        self.shares_: list[np.ndarray] = []
+        self.frequent_counts_: list[int] = []
+        for column in _columns(frame):
+            counts = pd.Series(as_text(column)).value_counts()
+            order = np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))
+            counts = counts.iloc[order]
+            self.levels_.append(pd.Index(counts.index.astype(object)))
+            self.shares_.append(counts.to_numpy(dtype=np.float64) / max(1, len(column)))
+            self.frequent_counts_.append(int((counts.to_numpy() > RARE_LEVEL_MAX_COUNT).sum()))
+        return self
+
+    def transform(self, frame: Any) -> np.ndarray:
+        result: list[np.ndarray] = []
+        for column, levels, shares, frequent in zip(
+            _columns(frame), self.levels_, self.shares_, self.frequent_counts_, strict=True
+        ):
+            positions = levels.get_indexer(pd.Index(as_text(column)))
+            known = positions >= 0
+            result.append(np.where(known, shares[positions], 0.0))
+            # Rare levels sort last, so a position past the frequent ones means "rare".
+            result.append(np.where(known, np.minimum(positions, frequent), frequent))
+        return np.column_stack(result).astype(np.float64)
+
+
+class DatetimeParts(TransformerMixin, BaseEstimator):
+    """Dates and times as year, month, day, day of week, hour and seconds since 1970 (UTC).
+
+    Dates stored as text are parsed with the first format that reads most of the training
+    values; values that do not parse are missing.
+    """
+
+    def fit(self, frame: Any, y: Any = None) -> DatetimeParts:
+        self.formats_ = [_date_format(column) for column in _columns(frame)]
+        return self
+
+    def transform(self, frame: Any) -> np.ndarray:
+        result: list[np.ndarray] = []
+        for column, date_format in zip(_columns(frame), self.formats_, strict=True):
+            moments = _parse_dates(column, date_format)
+            epoch = (moments - pd.Timestamp("1970-01-01")).dt.total_seconds()
+            parts = [
+                moments.dt.year,
+                moments.dt.month,
+                moments.dt.day,
+                moments.dt.day_of_week,
+                moments.dt.hour,
+                epoch,
+            ]
+            result.extend(part.to_numpy(dtype=np.float64, na_value=np.nan) for part in parts)
+        return np.column_stack(result)
+
+
+def _date_format(column: pd.Series) -> str | None:
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return None
+    present = column.dropna()
+    sample = present.iloc[:: max(1, len(present) // _DATE_SAMPLE)].astype(str)
+    if not len(sample):
+        return "ISO8601"
+    best, best_share = "ISO8601", -1.0
+    for date_format in ("ISO8601", *_DATE_FORMATS):
+        parsed = pd.to_datetime(sample, format=date_format, errors="coerce", utc=True)
+        share = float(parsed.notna().mean())
+        if share > best_share:
+            best, best_share = date_format, share
+        if share >= _DATE_MIN_PARSED_SHARE:
+            break
+    return best
+
+
+def _parse_dates(column: pd.Series, date_format: str | None) -> pd.Series:
+    if date_format is None and pd.api.types.is_datetime64_any_dtype(column.dtype):
+        moments = pd.to_datetime(column, utc=True)
+    else:
+        texts = column.astype(object).where(column.notna(), None).astype(str)
+        moments = pd.to_datetime(texts, format=date_format or "ISO8601", errors="coerce", utc=True)
+    return pd.Series(moments.dt.tz_localize(None), index=None).reset_index(drop=True)

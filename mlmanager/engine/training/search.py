@@ -1,0 +1,369 @@
+"""The model search for one output, run inside the search process (see `child`).
+
+The data set is read once, the holdout is set aside (and written for the parent to measure
+the final model on), the preprocessing is fitted on the training rows, and FLAML searches
+over gradient-boosted trees, forests and a linear model in chunks: each chunk is a fresh
+`AutoML.fit` warm-started from the best configuration found so far per estimator. After a
+chunk that improves the best validation loss, the model (refitted by FLAML on all training
+rows) is saved as a signed checkpoint and named in status.json, so whenever the parent stops
+this process, the best model so far is on disk, whole.
+
+Chunks are how the hard budget stays hard: FLAML runs over its time budget by the length of
+a trial and a refit, and the parent kills this process at its deadline, losing only the
+chunk in flight. With `max_candidates` the chunks count candidates instead of seconds and
+FLAML ignores the clock (round-robin over estimators, no time-based choices), which makes
+the search repeatable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from flaml import AutoML
+from sklearn.metrics import balanced_accuracy_score
+from threadpoolctl import threadpool_limits
+
+from mlmanager.engine.artifacts import write_artifact
+from mlmanager.engine.training import ensemble
+from mlmanager.engine.training.child import SearchJob
+from mlmanager.engine.training.data import TrainingData, read_training_data
+from mlmanager.engine.training.model import TrainedModel, single_threaded
+from mlmanager.engine.training.preprocessing import build_preprocessor
+from mlmanager.engine.training.spec import CV_FOLDS
+from mlmanager.engine.training.status import OutputFolder, write_json
+from mlmanager.engine.training.trials import (
+    Trial,
+    leaderboard,
+    loss_from_score,
+    read_trials,
+    score_from_loss,
+)
+
+logger = logging.getLogger(__name__)
+
+# FLAML's names. "lrl1" is L1-regularised logistic regression, "enet" elastic net. The order
+# is the round-robin order with max_candidates: cheap learners first, CatBoost (slow to start) late.
+CLASSIFICATION_ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "catboost", "lrl1")
+REGRESSION_ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "catboost", "enet")
+# Cross-validation is affordable and steadier on small data; past this, one validation split.
+CV_MAX_ROWS = 10_000
+VALIDATION_SHARE = 0.1
+# Time-budgeted search: about this many chunks, each within these bounds.
+CHUNKS_PER_SEARCH = 4
+MIN_CHUNK_S = 2.0
+# The first chunk is shorter, so that a model exists early (for a cancel or a tight budget).
+FIRST_CHUNK_SHARE = 0.1
+MIN_FIRST_CHUNK_S = 1.0
+# Less time than this left after a chunk is not worth another FLAML start and refit.
+MIN_LAST_CHUNK_S = 0.5
+MAX_CHUNK_S = 600.0
+# The last chunk takes what is left when that is less than this many chunks.
+LAST_CHUNK_FACTOR = 1.5
+# With max_candidates: candidates per chunk (so checkpoints come regularly).
+CANDIDATES_PER_CHUNK = 12
+# Ensembling is tried only when the search has this long, within at most this share of it.
+ENSEMBLE_MIN_WINDOW_S = 30.0
+ENSEMBLE_MAX_SHARE = 0.2
+# The parent measures the final model on at most this many holdout rows.
+HOLDOUT_EVAL_MAX_ROWS = 50_000
+
+_FLAML_METRICS = {
+    "roc_auc": "roc_auc",
+    "log_loss": "log_loss",
+    "accuracy": "accuracy",
+    "f1": "f1",
+    "macro_f1": "macro_f1",
+    "rmse": "rmse",
+    "mae": "mae",
+    "r2": "r2",
+}
+
+
+def run_search(job: SearchJob, folder: OutputFolder) -> None:
+    with threadpool_limits(limits=job.n_jobs):
+        write_json(folder.status, {"state": "preparing", "candidates": 0, "pid": os.getpid()})
+        data = read_training_data(
+            Path(job.parquet_path),
+            inputs=[name for name, _ in job.inputs],
+            output=job.output,
+            task=job.task,
+            seed=job.seed,
+        )
+        holdout_rows = _write_holdout(folder, data, seed=job.seed)
+        preprocessor = build_preprocessor(job.inputs, data.train)
+        features = preprocessor.fit_transform(data.train)
+        target = data.train_target
+        facts = {
+            "pid": os.getpid(),
+            "row_count": data.row_count,
+            "target_row_count": data.target_row_count,
+            "train_rows": len(target),
+            "holdout_rows": len(data.holdout),
+            "holdout_rows_evaluated": holdout_rows,
+            "feature_count": int(features.shape[1]),
+            "eval_method": "cv" if len(target) < CV_MAX_ROWS else "holdout",
+        }
+        classes = data.classes
+        del data  # the raw training rows are not needed past this point
+        ChunkedSearch(job, folder, features, target, preprocessor, facts, classes).run()
+
+
+def _write_holdout(folder: OutputFolder, data: TrainingData, *, seed: int) -> int:
+    holdout = data.holdout
+    if len(holdout) > HOLDOUT_EVAL_MAX_ROWS:
+        rng = np.random.default_rng(seed)
+        holdout = holdout.iloc[np.sort(rng.permutation(len(holdout))[:HOLDOUT_EVAL_MAX_ROWS])]
+    table = pa.Table.from_pandas(holdout, preserve_index=False)
+    temporary = folder.holdout.with_name(folder.holdout.name + ".part")
+    pq.write_table(table, temporary)
+    temporary.replace(folder.holdout)
+    return len(holdout)
+
+
+def balanced_accuracy_metric(
+    X_val: Any,
+    y_val: Any,
+    estimator: Any,
+    labels: Any,
+    X_train: Any,
+    y_train: Any,
+    weight_val: Any = None,
+    weight_train: Any = None,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[float, dict]:
+    """FLAML has no built-in balanced accuracy; this is its custom-metric form (a loss)."""
+    value = balanced_accuracy_score(y_val, estimator.predict(X_val))
+    return 1.0 - value, {"balanced_accuracy": value}
+
+
+class ChunkedSearch:
+    def __init__(
+        self,
+        job: SearchJob,
+        folder: OutputFolder,
+        features: Any,
+        target: np.ndarray,
+        preprocessor: Any,
+        facts: dict,
+        classes: list | None,
+    ):
+        self.job = job
+        self.folder = folder
+        self.features = features
+        self.target = target
+        self.preprocessor = preprocessor
+        self.facts = facts
+        self.classes = classes
+        self.eval_method = facts["eval_method"]
+        self.estimators = list(
+            REGRESSION_ESTIMATORS if job.task == "regression" else CLASSIFICATION_ESTIMATORS
+        )
+        self.deterministic = job.max_candidates is not None
+        self.trials: list[Trial] = []
+        self.best_loss = math.inf
+        self.best_estimator: str | None = None
+        self.starting_points: dict[str, dict] = {}
+        self.checkpoint: dict | None = None
+        self.chunk = 0
+        self.overrun = 0.0
+        self.ensemble_pending = not self.deterministic
+        self.started = time.time()
+        self.window = max(0.0, job.search_deadline - self.started)
+
+    def run(self) -> None:
+        self._search()
+        if not self.deterministic:
+            self.ensemble_pending = False
+            if not self._try_ensemble():
+                self._search()  # with the time the ensemble did not take
+        self._write_status("done")
+
+    def _search(self) -> None:
+        while (budget := self._next_chunk()) is not None:
+            self._write_status("searching")
+            started = time.time()
+            automl = self._fit_chunk(budget)
+            if budget["time_budget"] > 0:
+                overrun = time.time() - started - budget["time_budget"]
+                self.overrun = max(self.overrun, overrun)
+            self._after_chunk(automl)
+            self.chunk += 1
+
+    # --- one chunk ---------------------------------------------------------------------------
+
+    def _next_chunk(self) -> dict | None:
+        now = time.time()
+        if now >= self.job.search_deadline and self.chunk > 0:
+            return None
+        if self.deterministic:
+            assert self.job.max_candidates is not None
+            candidates_left = self.job.max_candidates - len(self.trials)
+            if candidates_left <= 0:
+                return None
+            size = max(CANDIDATES_PER_CHUNK, math.ceil(self.job.max_candidates / 4))
+            if candidates_left < LAST_CHUNK_FACTOR * size:
+                size = candidates_left
+            return {"time_budget": -1, "max_iter": size}
+        # FLAML ends a chunk late by its last trial and the refit: plan for the worst seen.
+        overrun = max(self._refit_margin(), self.overrun)
+        seconds_left = self.job.search_deadline - now - overrun - self._ensemble_reserve()
+        if self.chunk == 0:
+            # Short, so a first checkpoint exists early; always tried, however little is left.
+            first = min(max(FIRST_CHUNK_SHARE * self.window, MIN_FIRST_CHUNK_S), MAX_CHUNK_S)
+            return {"time_budget": max(min(seconds_left, first), MIN_FIRST_CHUNK_S)}
+        if seconds_left < MIN_LAST_CHUNK_S:
+            return None
+        seconds = min(max(self.window / CHUNKS_PER_SEARCH, MIN_CHUNK_S), MAX_CHUNK_S)
+        if seconds_left < LAST_CHUNK_FACTOR * seconds:
+            seconds = seconds_left
+        return {"time_budget": seconds}
+
+    def _refit_margin(self) -> float:
+        """Time FLAML takes past its budget to refit the best model on all training rows."""
+        best = [trial for trial in self.trials if trial.loss == self.best_loss]
+        if not best:
+            return 0.0
+        per_fit = best[0].fit_time_s / (CV_FOLDS if self.eval_method == "cv" else 1)
+        return 1.3 * per_fit
+
+    def _ensemble_reserve(self) -> float:
+        if self.window < ENSEMBLE_MIN_WINDOW_S or not self.ensemble_pending:
+            return 0.0
+        cost = ensemble.estimated_cost_s(self.trials, self.eval_method)
+        return min(cost, ENSEMBLE_MAX_SHARE * self.window)
+
+    def _fit_chunk(self, budget: dict) -> AutoML:
+        automl = AutoML()
+        metric = (
+            balanced_accuracy_metric
+            if self.job.metric == "balanced_accuracy"
+            else _FLAML_METRICS[self.job.metric]
+        )
+        settings: dict[str, Any] = {
+            "task": self.job.task,
+            "metric": metric,
+            "estimator_list": self.estimators,
+            "eval_method": self.eval_method,
+            "n_splits": CV_FOLDS,
+            "split_ratio": VALIDATION_SHARE,
+            "seed": self.job.seed + self.chunk,
+            "n_jobs": self.job.n_jobs,
+            "skip_transform": True,  # preprocessing is ours, and saved with the model
+            "retrain_full": True,
+            "log_file_name": str(self.folder.path / f"trials-{self.chunk}.jsonl"),
+            "log_type": "all",
+            "verbose": 0,
+            "starting_points": dict(self.starting_points) or "static",
+        }
+        if self.deterministic:
+            # Round-robin and no sampling: FLAML then takes no decision from measured times.
+            settings.update(learner_selector="roundrobin", sample=False)
+        logger.info("chunk %s: %s", self.chunk, budget)
+        automl.fit(self.features, self.target, **settings, **budget)
+        return automl
+
+    def _after_chunk(self, automl: AutoML) -> None:
+        self.trials.extend(read_trials(self.folder.path / f"trials-{self.chunk}.jsonl"))
+        for estimator, config in (automl.best_config_per_estimator or {}).items():
+            if config:
+                point = {key: value for key, value in config.items() if key != "FLAML_sample_size"}
+                self.starting_points[estimator] = point
+        loss = automl.best_loss if automl.best_estimator else math.inf
+        logger.info("chunk %s done: best %s %s", self.chunk, automl.best_estimator, loss)
+        if automl.model is not None and loss < self.best_loss:
+            self.best_loss = loss
+            self.best_estimator = automl.best_estimator
+            self._save_checkpoint(automl.model, automl.best_estimator)
+
+    def _save_checkpoint(self, estimator: Any, name: str) -> None:
+        model = TrainedModel(
+            output=self.job.output,
+            task=self.job.task,
+            metric=self.job.metric,
+            inputs=self.job.inputs,
+            preprocessor=self.preprocessor,
+            estimator=single_threaded(estimator),
+            estimator_name=name,
+            classes=self.classes,
+        )
+        number = (self.checkpoint or {}).get("number", 0) + 1
+        path = self.folder.checkpoint(number)
+        signature = write_artifact(model, path, key=self.job.artifact_key)
+        previous = self.checkpoint
+        self.checkpoint = {
+            "number": number,
+            "path": str(path),
+            "signature": signature,
+            "estimator": name,
+            "loss": self.best_loss,
+        }
+        self._write_status("searching")
+        if previous is not None:  # only once status.json names the new one
+            old = self.folder.checkpoint(previous["number"])
+            old.unlink(missing_ok=True)
+            old.with_suffix(old.suffix + ".sig").unlink(missing_ok=True)
+
+    # --- ensemble ----------------------------------------------------------------------------
+
+    def _try_ensemble(self) -> bool:
+        """Replace the best model by an ensemble if one helps; True if it did."""
+        if self.window < ENSEMBLE_MIN_WINDOW_S or self.checkpoint is None:
+            return False
+        chosen = ensemble.build_if_better(
+            features=self.features,
+            target=self.target,
+            task=self.job.task,
+            metric=self.job.metric,
+            trials=self.trials,
+            eval_method=self.eval_method,
+            seed=self.job.seed,
+            n_jobs=self.job.n_jobs,
+            deadline=self.job.search_deadline,
+        )
+        if chosen is None:
+            return False
+        estimator, validation_score, fit_time_s = chosen
+        self.trials.append(
+            Trial(
+                estimator="ensemble",
+                config=estimator.description(),
+                loss=loss_from_score(self.job.metric, validation_score),
+                fit_time_s=fit_time_s,
+            )
+        )
+        self.best_loss = self.trials[-1].loss
+        self.best_estimator = "ensemble"
+        self._save_checkpoint(estimator, "ensemble")
+        return True
+
+    # --- reporting ---------------------------------------------------------------------------
+
+    def _write_status(self, state: str) -> None:
+        write_json(
+            self.folder.status,
+            {
+                "state": state,
+                "chunk": self.chunk,
+                "candidates": len(self.trials),
+                "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+                "best_score": score_from_loss(self.job.metric, self.best_loss)
+                if math.isfinite(self.best_loss)
+                else None,
+                "best_estimator": self.best_estimator,
+                "leaderboard": leaderboard(
+                    self.trials, self.job.metric, chosen=self.best_estimator
+                ),
+                "checkpoint": self.checkpoint,
+                "estimators": self.estimators,
+                **self.facts,
+            },
+        )

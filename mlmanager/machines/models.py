@@ -1,0 +1,213 @@
+"""Models users train (the class is Machine, as in EasyAutoML), their runs and their versions.
+
+A Machine says what to learn (inputs, outputs, task and metric per output, a time budget) from
+which dataset. Each training is a TrainingRun carried by a Job (the Job row is the truth for its
+status and progress). A run that produced a model leaves a ModelVersion: signed artifacts,
+metrics, leaderboard, feature importance and a reproducibility record. One version is active.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Case, OuterRef, Q, Subquery, Value, When
+from django.utils.translation import gettext_lazy as _
+
+from mlmanager.core.models import TeamOwnedModel, TeamScopedQuerySet
+
+MIN_LEVEL = 1
+MAX_LEVEL = 5
+
+
+def machine_storage_dir(team_id: int) -> str:
+    """Server-chosen folder for a model's artifacts: nothing a client sends becomes a path."""
+    return f"models/team-{team_id}/{uuid.uuid4().hex}"
+
+
+class MachineQuerySet(TeamScopedQuerySet["Machine"]):
+    def with_status(self) -> MachineQuerySet:
+        """Annotates `status` (a Machine.Status) from the latest run's job, in the same query:
+        lists show badges without a query per row."""
+        from mlmanager.jobs.models import Job
+
+        latest_run_status = Subquery(
+            TrainingRun.objects.filter(machine=OuterRef("pk"))
+            .order_by("-created_at", "-pk")
+            .values("job__status")[:1]
+        )
+        return self.annotate(latest_run_status=latest_run_status).annotate(
+            status=Case(
+                When(
+                    latest_run_status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+                    then=Value(Machine.Status.TRAINING),
+                ),
+                When(active_version__isnull=False, then=Value(Machine.Status.READY)),
+                When(latest_run_status=Job.Status.FAILED, then=Value(Machine.Status.FAILED)),
+                default=Value(Machine.Status.UNTRAINED),
+                output_field=models.CharField(),
+            )
+        )
+
+
+MachineManager = models.Manager.from_queryset(MachineQuerySet)
+
+
+class Machine(TeamOwnedModel):
+    """A model a team trains from one of its datasets (users see "model").
+
+    `outputs` holds one `{name, task, metric}` per predicted column, `inputs` the column names
+    used as features. `time_budget_s` is the effective budget: the level's (1-5) when `level`
+    is set, else the one the user chose. The dataset may be deleted; the model and its
+    versions stay, but it cannot be trained again until it points at data.
+    """
+
+    class Status(models.TextChoices):
+        UNTRAINED = "untrained", _("Not trained")
+        TRAINING = "training", _("Training")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    dataset = models.ForeignKey(
+        "datasets.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="machines",
+    )
+    inputs = models.JSONField(default=list, blank=True)
+    outputs = models.JSONField(default=list)
+    level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("1-5, each a time budget; empty when set in seconds.")
+    )
+    time_budget_s = models.PositiveIntegerField(help_text=_("Wall-clock limit of a training."))
+    storage_dir = models.CharField(max_length=200, unique=True)
+    active_version = models.ForeignKey(
+        "machines.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects: ClassVar[MachineManager] = MachineManager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(level__isnull=True) | Q(level__gte=MIN_LEVEL, level__lte=MAX_LEVEL),
+                name="machine_level_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(time_budget_s__gt=0), name="machine_time_budget_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def status_label(self) -> str:
+        """The label of the `status` MachineQuerySet.with_status() annotates."""
+        return str(self.Status(getattr(self, "status", self.Status.UNTRAINED)).label)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [output["name"] for output in self.outputs]
+
+
+class TrainingRun(TeamOwnedModel):
+    """One training of a Machine, carried by its Job.
+
+    `spec` is the request as it was when the run started (inputs with their types, outputs,
+    budget), so editing the model later never changes what a run did. `is_active` is true from
+    start until the work ends; the database allows one active run per model. `candidates`,
+    `best_score` and `best_estimator` follow the search while it runs.
+    """
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="runs")
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="training_run")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    spec = models.JSONField(default=dict)
+    seed = models.PositiveIntegerField(default=0)
+    time_budget_s = models.PositiveIntegerField()
+    max_candidates = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    candidates = models.PositiveIntegerField(default=0)
+    best_score = models.FloatField(null=True, blank=True)
+    best_estimator = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["machine"],
+                condition=Q(is_active=True),
+                name="machine_one_active_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} of {self.machine_id}"
+
+
+class ModelVersion(TeamOwnedModel):
+    """What a run produced: numbered per model, with signed artifacts under `storage_dir`.
+
+    `outputs` holds per predicted column its task, metric, holdout `metrics`, `leaderboard`,
+    `feature_importance`, `best_estimator`, and the artifact's path (relative to the media
+    root) and signature. `inputs` lists the `{name, type}` the model expects. `outcome` tells
+    whether the run completed or was cancelled with the best model found so far kept.
+    """
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", _("Completed")
+        CANCELLED = "cancelled", _("Kept from a cancelled run")
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="versions")
+    run = models.OneToOneField(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="version"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    storage_dir = models.CharField(max_length=200, unique=True)
+    inputs = models.JSONField(default=list)
+    outputs = models.JSONField(default=list)
+    reproducibility = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["machine", "number"], name="model_version_number_unique"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="model_version_number_min"),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} of {self.machine_id}"
+
+    @property
+    def scores(self) -> list[dict[str, Any]]:
+        """Per output, the optimised metric and its holdout value (for lists and summaries)."""
+        return [
+            {
+                "name": output["name"],
+                "metric": output["metric"],
+                "value": (output.get("metrics") or {}).get(output["metric"]),
+            }
+            for output in self.outputs
+        ]

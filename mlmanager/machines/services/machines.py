@@ -1,0 +1,312 @@
+"""Creating, changing and deleting models, and turning a model into the engine's TrainingSpec."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from mlmanager.core.errors import ApplicationError, Conflict, NotFound
+from mlmanager.datasets.models import Dataset
+from mlmanager.engine.training import (
+    DEFAULT_METRIC,
+    LEVEL_BUDGET_S,
+    OutputSpec,
+    TrainingError,
+    TrainingSpec,
+    infer_task,
+    validate_spec,
+)
+from mlmanager.jobs.services import job_cancel
+from mlmanager.machines import files, selectors
+from mlmanager.machines.models import Machine, TrainingRun, machine_storage_dir
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What to learn and for how long, checked against a dataset's profile."""
+
+    inputs: list[str]
+    outputs: list[dict[str, str]]
+    level: int | None
+    time_budget_s: int
+
+
+def training_error(error: TrainingError) -> ApplicationError:
+    """The engine's refusal, in its own words, as a 400 with its stable code."""
+    return ApplicationError(error.message, code=error.code)
+
+
+def require_ready_dataset(dataset: Dataset | None) -> Dataset:
+    if dataset is None:
+        raise Conflict(
+            _("The dataset of this model was deleted. Create a new model from another dataset."),
+            code="dataset_missing",
+        )
+    if dataset.status != Dataset.Status.READY:
+        raise Conflict(_("Wait until the dataset is ready."), code="dataset_not_ready")
+    return dataset
+
+
+def _invalid(message: str, field: str) -> ApplicationError:
+    return ApplicationError(message, code="invalid", details={field: [message]})
+
+
+def _output_items(outputs: Any) -> list[dict[str, Any]]:
+    """Outputs as sent: column names, or objects {name, task?, metric?}."""
+    if not isinstance(outputs, list) or not outputs:
+        raise ApplicationError(
+            _("Choose at least one column to predict."),
+            code="no_outputs",
+            details={"outputs": [_("At least one column name is required.")]},
+        )
+    items = []
+    for item in outputs:
+        if isinstance(item, str):
+            item = {"name": item}
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or set(item) - {"name", "task", "metric"}
+            or any(not isinstance(item.get(key, ""), str) for key in ("task", "metric"))
+        ):
+            raise _invalid(
+                _(
+                    "Each output is a column name, or an object with a name and optionally "
+                    "a task and a metric."
+                ),
+                "outputs",
+            )
+        items.append(item)
+    return items
+
+
+def _resolve_outputs(dataset: Dataset, outputs: Any, metric: str | None) -> list[dict[str, str]]:
+    columns = {column["name"]: column for column in dataset.columns}
+    resolved = []
+    for item in _output_items(outputs):
+        name = item["name"]
+        if name not in columns:
+            raise ApplicationError(
+                _("The dataset has no column “%(name)s”.") % {"name": name},
+                code="unknown_column",
+                details={"outputs": [name]},
+            )
+        try:
+            task = item.get("task") or infer_task(columns[name])
+        except TrainingError as error:
+            raise training_error(error) from None
+        resolved.append(
+            {
+                "name": name,
+                "task": task,
+                "metric": item.get("metric") or metric or DEFAULT_METRIC.get(task, ""),
+            }
+        )
+    return resolved
+
+
+def _resolve_budget(level: int | None, time_budget_s: int | None) -> tuple[int | None, int]:
+    if level is not None and time_budget_s is not None:
+        raise _invalid(_("Give a level or a time budget in seconds, not both."), "level")
+    if time_budget_s is not None:
+        return None, time_budget_s
+    level = DEFAULT_LEVEL if level is None else level
+    if level not in LEVEL_BUDGET_S:
+        raise ApplicationError(
+            _("The level must be between %(low)s and %(high)s.")
+            % {"low": min(LEVEL_BUDGET_S), "high": max(LEVEL_BUDGET_S)},
+            code="invalid_level",
+            details={"level": sorted(LEVEL_BUDGET_S)},
+        )
+    return level, LEVEL_BUDGET_S[level]
+
+
+def training_spec(
+    *,
+    dataset: Dataset,
+    inputs: list[str],
+    outputs: list[dict[str, str]],
+    time_budget_s: float,
+    seed: int = 0,
+    max_candidates: int | None = None,
+) -> TrainingSpec:
+    """The engine's request for these choices, checked against the dataset's profile."""
+    types = {column["name"]: column.get("type", "") for column in dataset.columns}
+    unknown = [name for name in inputs if name not in types]
+    if unknown:
+        raise ApplicationError(
+            _("The dataset has no column %(names)s.")
+            % {"names": ", ".join(f"“{name}”" for name in unknown)},
+            code="unknown_column",
+            details={"inputs": unknown},
+        )
+    spec = TrainingSpec(
+        inputs=[(name, types[name]) for name in inputs],
+        outputs=[OutputSpec(**output) for output in outputs],
+        time_budget_s=time_budget_s,
+        seed=seed,
+        max_candidates=max_candidates,
+    )
+    try:
+        validate_spec(spec, dataset.profile)
+    except TrainingError as error:
+        raise training_error(error) from None
+    return spec
+
+
+def _configure(
+    *,
+    dataset: Dataset,
+    outputs: Any,
+    inputs: list[str] | None,
+    metric: str | None,
+    level: int | None,
+    time_budget_s: int | None,
+) -> Configuration:
+    resolved_outputs = _resolve_outputs(dataset, outputs, metric)
+    output_names = [output["name"] for output in resolved_outputs]
+    if inputs is None:
+        inputs = selectors.default_inputs(dataset=dataset, outputs=output_names)
+    inputs = list(dict.fromkeys(inputs))  # keep the order, drop repeats
+    level, budget = _resolve_budget(level, time_budget_s)
+    training_spec(dataset=dataset, inputs=inputs, outputs=resolved_outputs, time_budget_s=budget)
+    return Configuration(inputs=inputs, outputs=resolved_outputs, level=level, time_budget_s=budget)
+
+
+def machine_create(
+    *,
+    user: Any,
+    dataset: Dataset,
+    outputs: Any,
+    name: str = "",
+    description: str = "",
+    inputs: list[str] | None = None,
+    level: int | None = None,
+    time_budget_s: int | None = None,
+    metric: str | None = None,
+) -> Machine:
+    """A model of `dataset`'s team that predicts `outputs` from `inputs`.
+
+    Outputs are column names or `{name, task, metric}`; the task is inferred from the column
+    when not given, the metric is `metric` or the task's default. Inputs default to the
+    profile's suggested inputs. Everything is checked against the profile now, so a model
+    that exists can be trained.
+    """
+    require_ready_dataset(dataset)
+    configuration = _configure(
+        dataset=dataset,
+        outputs=outputs,
+        inputs=inputs,
+        metric=metric,
+        level=level,
+        time_budget_s=time_budget_s,
+    )
+    default_name = _("%(outputs)s from %(dataset)s") % {
+        "outputs": ", ".join(output["name"] for output in configuration.outputs),
+        "dataset": dataset.name,
+    }
+    machine = Machine(
+        team_id=dataset.team_id,
+        created_by=user,
+        name=((name or "").strip() or default_name)[:200],
+        description=(description or "").strip(),
+        dataset=dataset,
+        inputs=configuration.inputs,
+        outputs=configuration.outputs,
+        level=configuration.level,
+        time_budget_s=configuration.time_budget_s,
+        storage_dir=machine_storage_dir(dataset.team_id),
+    )
+    machine.full_clean()
+    machine.save()
+    logger.info("model %s created on dataset %s by user %s", machine.pk, dataset.pk, user.pk)
+    return machine
+
+
+_UNSET: Any = object()
+
+
+def machine_update(
+    *,
+    machine: Machine,
+    name: str | None = None,
+    description: str | None = None,
+    outputs: Any = _UNSET,
+    inputs: list[str] | None = None,
+    level: int | None = None,
+    time_budget_s: int | None = None,
+    metric: str | None = None,
+) -> Machine:
+    """Changes what is given. New outputs reset the inputs to the default unless inputs are
+    given too; a new metric applies to every output. A running training keeps the choices it
+    started with."""
+    fields = ["updated_at"]
+    if name is not None:
+        if not name.strip():
+            raise _invalid(_("The name cannot be empty."), "name")
+        machine.name = name.strip()[:200]
+        fields.append("name")
+    if description is not None:
+        machine.description = description.strip()
+        fields.append("description")
+    changes_spec = (
+        outputs is not _UNSET
+        or inputs is not None
+        or level is not None
+        or time_budget_s is not None
+        or metric is not None
+    )
+    if changes_spec:
+        dataset = require_ready_dataset(machine.dataset)
+        if outputs is _UNSET:
+            outputs = [
+                {"name": output["name"], "task": output["task"]}
+                if metric is not None
+                else dict(output)
+                for output in machine.outputs
+            ]
+            if inputs is None:
+                inputs = list(machine.inputs)
+        if level is None and time_budget_s is None:
+            # Keep the budget as it was chosen: a level, or seconds.
+            level = machine.level
+            time_budget_s = machine.time_budget_s if machine.level is None else None
+        configuration = _configure(
+            dataset=dataset,
+            outputs=outputs,
+            inputs=inputs,
+            metric=metric,
+            level=level,
+            time_budget_s=time_budget_s,
+        )
+        machine.inputs = configuration.inputs
+        machine.outputs = configuration.outputs
+        machine.level = configuration.level
+        machine.time_budget_s = configuration.time_budget_s
+        fields += ["inputs", "outputs", "level", "time_budget_s"]
+    machine.full_clean()
+    machine.save(update_fields=fields)
+    return machine
+
+
+def machine_delete(*, machine: Machine) -> None:
+    """Deletes the model with its runs and versions and, after commit, its files. A training
+    still running is cancelled; it notices the model is gone and leaves nothing behind."""
+    for run in TrainingRun.objects.filter(machine=machine, is_active=True).select_related("job"):
+        if run.job.is_cancellable:
+            job_cancel(job=run.job)
+    storage_dir = machine.storage_dir
+    with transaction.atomic():
+        deleted, _rows = Machine.objects.filter(pk=machine.pk).delete()
+        if not deleted:
+            raise NotFound()
+        transaction.on_commit(lambda: files.remove_dir(storage_dir))
+    logger.info("model %s deleted", machine.pk)

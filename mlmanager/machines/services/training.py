@@ -1,0 +1,323 @@
+"""Training runs: starting one (a Job on the "training" queue), the job's work, cancelling."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from mlmanager.core.errors import ApplicationError, Conflict
+from mlmanager.datasets.models import Dataset
+from mlmanager.engine.training import (
+    OutputSpec,
+    Progress,
+    TrainingError,
+    TrainingOutcome,
+    TrainingSpec,
+    train,
+)
+from mlmanager.jobs.models import Job
+from mlmanager.jobs.runner import JobCancelled, JobContext
+from mlmanager.jobs.services import (
+    job_cancel,
+    job_create,
+    job_enqueue,
+    job_is_cancel_requested,
+)
+from mlmanager.machines import files
+from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.services.machines import (
+    require_ready_dataset,
+    training_error,
+    training_spec,
+)
+from mlmanager.machines.services.versions import finite_or_none, version_create
+
+logger = logging.getLogger(__name__)
+
+# Run counters (candidates, best score) are written at most this often while the search runs.
+RUN_UPDATE_MIN_INTERVAL_S = 0.5
+# How often the work checks that its model and dataset still exist.
+EXISTENCE_CHECK_MIN_INTERVAL_S = 1.0
+
+DATASET_DELETED = _(
+    "The dataset was deleted while the model was training, so the training stopped. "
+    "Point the model at another dataset and train it again."
+)
+
+
+def _max_candidates_setting() -> int | None:
+    """MLMANAGER_TRAINING_MAX_CANDIDATES caps every search (tests and demos set it small;
+    unset in production, where the time budget alone decides)."""
+    value = settings.MLMANAGER_TRAINING_MAX_CANDIDATES
+    return int(value) if value else None
+
+
+def training_runs_end_orphaned(*, machine: Machine) -> int:
+    """Ends runs whose job finished without the run hearing of it (a worker killed with
+    `kill -9`, whose job the next worker start failed), and removes their partial files."""
+    orphaned = list(
+        TrainingRun.objects.filter(
+            machine=machine, is_active=True, job__status__in=Job.FINISHED_STATUSES
+        ).values_list("pk", flat=True)
+    )
+    for run_id in orphaned:
+        TrainingRun.objects.filter(pk=run_id).update(is_active=False)
+        files.remove_dir(files.run_partial_dir(machine.storage_dir, run_id))
+        logger.warning("model %s: run %s ended with its job", machine.pk, run_id)
+    return len(orphaned)
+
+
+def training_start(
+    *, user: Any, machine: Machine, seed: int = 0, max_candidates: int | None = None
+) -> TrainingRun:
+    """Create a run and its job, and queue the job on the "training" queue after commit.
+
+    The choices are checked against the dataset's profile again (it may have been re-typed)
+    and kept on the run. A model trains once at a time: a second start is a 409
+    `training_active`, enforced by the database's one-active-run constraint.
+    """
+    dataset = require_ready_dataset(machine.dataset)
+    spec = training_spec(
+        dataset=dataset,
+        inputs=list(machine.inputs),
+        outputs=list(machine.outputs),
+        time_budget_s=machine.time_budget_s,
+        seed=seed,
+        max_candidates=max_candidates or _max_candidates_setting(),
+    )
+    training_runs_end_orphaned(machine=machine)
+    busy = Conflict(
+        _("This model is already training. Wait for the run to end or cancel it."),
+        code="training_active",
+    )
+    with transaction.atomic():
+        if TrainingRun.objects.filter(machine=machine, is_active=True).exists():
+            raise busy
+        job = job_create(
+            team=machine.team,
+            created_by=user,
+            kind=Job.Kind.MACHINE_TRAIN,
+            description=_("Train %(name)s") % {"name": machine.name},
+        )
+        run = TrainingRun(
+            team_id=machine.team_id,
+            machine=machine,
+            job=job,
+            created_by=user,
+            spec={
+                "inputs": [list(pair) for pair in spec.inputs],
+                "outputs": list(machine.outputs),
+                "time_budget_s": spec.time_budget_s,
+                "seed": seed,
+                "max_candidates": spec.max_candidates,
+                "dataset_id": dataset.pk,
+            },
+            seed=seed,
+            time_budget_s=int(spec.time_budget_s),
+            max_candidates=spec.max_candidates,
+        )
+        # The one-active-run constraint is the database's to enforce (two starts at the same
+        # moment both pass the check above); its IntegrityError is the answer.
+        run.full_clean(validate_constraints=False)
+        try:
+            with transaction.atomic():
+                run.save()
+        except IntegrityError:
+            raise busy from None
+        from mlmanager.machines.tasks import train_machine  # tasks import this module
+
+        job_enqueue(job=job, task=train_machine, run_id=run.pk)
+    logger.info("model %s: run %s queued by user %s", machine.pk, run.pk, user.pk)
+    return run
+
+
+class _Watch:
+    """What the engine calls back while it searches: progress to the job and the run, and
+    whether to stop — the user cancelled, or the model or its dataset was deleted."""
+
+    def __init__(self, context: JobContext, run: TrainingRun, dataset_id: int) -> None:
+        self.context = context
+        self.run = run
+        self.dataset_id = dataset_id
+        self.gone = ""  # set once the model or dataset disappears
+        self._last_run_update = 0.0
+        self._last_existence_check = time.monotonic()
+
+    def on_progress(self, progress: Progress) -> None:
+        share = progress.elapsed_s / progress.budget_s if progress.budget_s else 0.0
+        message = _("%(candidates)s candidates tried") % {"candidates": progress.candidates}
+        best = finite_or_none(progress.best_score)
+        if best is not None:
+            message += _(", best score %(score).4g") % {"score": best}
+        if progress.message:
+            message += f" · {progress.message}"
+        self.context.progress(min(99.0, max(1.0, share * 100)), message)
+        now = time.monotonic()
+        if now - self._last_run_update >= RUN_UPDATE_MIN_INTERVAL_S:
+            self._last_run_update = now
+            TrainingRun.objects.filter(pk=self.run.pk).update(
+                candidates=progress.candidates,
+                best_score=best,
+                best_estimator=(progress.best_estimator or "")[:100],
+            )
+
+    def should_cancel(self) -> bool:
+        if self.gone or self.context.is_cancel_requested():
+            return True
+        now = time.monotonic()
+        if now - self._last_existence_check >= EXISTENCE_CHECK_MIN_INTERVAL_S:
+            self._last_existence_check = now
+            self.check_existence()
+        return bool(self.gone)
+
+    def check_existence(self) -> None:
+        if not Machine.objects.filter(pk=self.run.machine_id, dataset_id=self.dataset_id).exists():
+            model_exists = Machine.objects.filter(pk=self.run.machine_id).exists()
+            self.gone = (
+                DATASET_DELETED if model_exists else _("The model was deleted while it trained.")
+            )
+
+
+def _spec_of(run: TrainingRun) -> TrainingSpec:
+    spec = run.spec
+    return TrainingSpec(
+        inputs=[(name, kind) for name, kind in spec["inputs"]],
+        outputs=[OutputSpec(**output) for output in spec["outputs"]],
+        time_budget_s=spec["time_budget_s"],
+        seed=spec["seed"],
+        max_candidates=spec["max_candidates"],
+    )
+
+
+def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
+    """The job's work: train, then record a version.
+
+    A completed run's version becomes active. A cancelled run keeps the best model found so
+    far as a version that is *not* activated (the user may activate it); a failed or cancelled
+    run never replaces the active version. Files appear only complete (see machines.files).
+    """
+    run = TrainingRun.objects.select_related("machine").filter(pk=run_id).first()
+    if run is None:
+        raise ApplicationError(_("The model was deleted before its training started."))
+    machine = run.machine
+    dataset = Dataset.objects.filter(pk=run.spec.get("dataset_id")).first()
+    if dataset is None or machine.dataset_id != dataset.pk:
+        raise ApplicationError(DATASET_DELETED)
+    if dataset.status != Dataset.Status.READY:
+        raise ApplicationError(
+            _("The dataset is being updated. Train the model again once it is ready."),
+            code="dataset_not_ready",
+        )
+    parquet = files.local_path(dataset.parquet_path)
+    spec = _spec_of(run)
+    workdir = files.local_path(files.run_partial_dir(machine.storage_dir, run.pk))
+    files.remove_dir(files.run_partial_dir(machine.storage_dir, run.pk))  # a retried job's
+    workdir.mkdir(parents=True)
+    watch = _Watch(context, run, dataset.pk)
+    context.progress(1, _("Starting the model search"), force=True)
+    context.log(
+        _("Training %(outputs)s from %(inputs)s inputs on %(rows)s rows, budget %(budget)s s.")
+        % {
+            "outputs": ", ".join(f"{o.name} ({o.task}, {o.metric})" for o in spec.outputs),
+            "inputs": len(spec.inputs),
+            "rows": dataset.row_count,
+            "budget": spec.time_budget_s,
+        }
+    )
+    failure: ApplicationError | None = None
+    try:
+        outcome = train(
+            parquet,
+            spec,
+            workdir=workdir,
+            artifact_key=files.artifact_key(),
+            on_progress=watch.on_progress,
+            should_cancel=watch.should_cancel,
+        )
+    except TrainingError as error:
+        if error.details:  # what a developer needs (a log tail); the user sees the message
+            logger.warning("model %s: run %s failed: %s", machine.pk, run.pk, error.details)
+        failure = training_error(error)
+    except BaseException:
+        files.remove_dir(files.run_partial_dir(machine.storage_dir, run.pk))
+        watch.check_existence()
+        if watch.gone:  # the data vanished under the engine: say so, not "internal error"
+            raise ApplicationError(watch.gone) from None
+        raise
+    watch.check_existence()
+    if watch.gone:
+        failure = ApplicationError(watch.gone)
+    if failure is not None:
+        files.remove_dir(files.run_partial_dir(machine.storage_dir, run.pk))
+        raise failure
+    return _record(context, run, spec, outcome)
+
+
+def _record(
+    context: JobContext, run: TrainingRun, spec: TrainingSpec, outcome: TrainingOutcome
+) -> dict[str, Any]:
+    """A version from what the engine found, active unless the user cancelled."""
+    complete = len(outcome.outputs) == len(spec.outputs)
+    # A cancel that arrived as the search ended is still the user's wish: never activate.
+    cancelled = outcome.status == "cancelled" or job_is_cancel_requested(job_id=context.job_id)
+    context.log(
+        _("%(candidates)s candidates tried in %(seconds).1f s.")
+        % {"candidates": outcome.candidates, "seconds": outcome.elapsed_s}
+    )
+    if not complete:
+        files.remove_dir(files.run_partial_dir(run.machine.storage_dir, run.pk))
+        if cancelled:
+            context.log(_("Cancelled before a model was found for every output."))
+            raise JobCancelled()
+        raise ApplicationError(
+            _(
+                "No model could be trained within the time budget. "
+                "Choose a higher level or a longer budget."
+            ),
+            code="no_model",
+        )
+    version = version_create(
+        run=run,
+        outcome=outcome,
+        kind=ModelVersion.Outcome.CANCELLED if cancelled else ModelVersion.Outcome.SUCCEEDED,
+        activate=not cancelled,
+    )
+    if cancelled:
+        context.log(
+            _(
+                "Cancelled. The best model found so far was kept as version %(number)s; "
+                "it is not active."
+            )
+            % {"number": version.number}
+        )
+        raise JobCancelled()
+    context.log(_("Version %(number)s is now active.") % {"number": version.number})
+    return {"machine_id": run.machine_id, "run_id": run.pk, "version": version.number}
+
+
+def training_run_end(*, run_id: int, error: str) -> None:
+    """A run whose job failed or was cancelled: no longer active, no partial files left.
+    The reason stays on the job."""
+    run = TrainingRun.objects.select_related("machine").filter(pk=run_id).first()
+    if run is None:
+        return
+    TrainingRun.objects.filter(pk=run_id).update(is_active=False)
+    files.remove_dir(files.run_partial_dir(run.machine.storage_dir, run_id))
+    logger.info("model %s: run %s ended: %s", run.machine_id, run_id, error)
+
+
+def training_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Ask the run to stop. A queued run ends at once; a running one stops at the engine's next
+    check (within seconds) and keeps the best model found so far as an inactive version."""
+    if run.job.is_finished:
+        raise Conflict(_("This training has already ended."), code="training_finished")
+    job = job_cancel(job=run.job)
+    if job.is_finished:
+        training_run_end(run_id=run.pk, error=_("Cancelled by a user."))
+    run.refresh_from_db()
+    return run

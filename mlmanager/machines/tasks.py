@@ -1,0 +1,20 @@
+"""Task entry points: load by id, call the service (through the job runner)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django_tasks import task
+
+from mlmanager.jobs.runner import run_job
+from mlmanager.machines.services.training import training_run_end, training_run_work
+
+
+@task(queue_name="training")
+def train_machine(job_id: int, run_id: int) -> None:
+    """Search for the best model of a run's machine within its time budget."""
+    run_job(
+        job_id,
+        partial(training_run_work, run_id=run_id),
+        on_failure=lambda error: training_run_end(run_id=run_id, error=error),
+    )
