@@ -27,6 +27,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, queues: str, interval: float, batch: bool, **options: Any) -> None:
         # A worker killed with `kill -9` left its jobs "running"; fail them before taking new work.
         jobs_fail_stale()
+        if "training" in queues.split(","):
+            # Start the training fork server now (it imports the ML libraries, ~3 s), so the
+            # first run does not spend its time budget on that.
+            from mlmanager.engine.training.process import warm_up
+
+            warm_up()
         arguments = ["--queue-name", queues, "--interval", str(interval), "--no-startup-delay"]
         if batch:
             arguments.append("--batch")
