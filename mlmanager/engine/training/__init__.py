@@ -16,7 +16,11 @@ How a run flows through the modules of this package:
    replace the best model by a weighted average of the top estimators when that measurably
    helps and time is left.
 4. Back in the parent, `evaluation` loads the last checkpoint, computes the holdout
-   `metrics` and permutation importance, and `train` returns a `TrainingOutcome`.
+   `metrics` and permutation importance, and `train` returns a `TrainingOutcome`. A search
+   process that crashed or was killed (out of memory) after writing a checkpoint ends the
+   same way, from that checkpoint; without one it is a `TrainingError`.
+5. `model.TrainedModel` predicts from raw columns; frames of a few rows (a form, an API call)
+   skip the scikit-learn pipeline through `preprocessing.RowTransform`, same numbers faster.
 
 Importing this package is light (no ML libraries); they load in the search process, and in
 the parent only when a model is measured or loaded. Only the names below are the package's

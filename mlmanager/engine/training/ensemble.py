@@ -194,7 +194,10 @@ def _estimator(trial: Trial, *, task: str, n_jobs: int) -> Any:
     from flaml.automl.task.factory import task_factory
 
     learner = task_factory(task).estimator_class_from_str(trial.estimator)
-    return learner(task=task, n_jobs=n_jobs, **trial.config)
+    config = dict(trial.config)
+    if trial.estimator == "catboost":
+        config["allow_writing_files"] = False  # no catboost_info in the working directory
+    return learner(task=task, n_jobs=n_jobs, **config)
 
 
 def _predictions(model: Any, features: Any, task: str, class_count: int) -> np.ndarray:

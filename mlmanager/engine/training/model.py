@@ -14,6 +14,9 @@ import pandas as pd
 
 from mlmanager.engine.artifacts import load_artifact
 
+# Frames up to this many rows skip the scikit-learn pipeline (see preprocessing.RowTransform).
+FAST_MAX_ROWS = 32
+
 
 class TrainedModel:
     """Predicts one output from a frame of raw input columns (values as in the Parquet file).
@@ -48,6 +51,15 @@ class TrainedModel:
 
     def features(self, frame: pd.DataFrame) -> Any:
         """The numeric matrix the estimator sees for `frame`."""
+        if len(frame) <= FAST_MAX_ROWS:
+            rows = self._row_transform()
+            if rows is not None:
+                missing = np.full(len(frame), None, dtype=object)
+                values = {
+                    name: frame[name].to_numpy() if name in frame.columns else missing
+                    for name in self.input_columns
+                }
+                return rows.transform(values, len(frame))
         columns = {
             name: frame[name].reset_index(drop=True)
             if name in frame.columns
@@ -57,10 +69,33 @@ class TrainedModel:
         raw = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
         return self.preprocessor.transform(raw)
 
+    def _row_transform(self) -> Any:
+        """The preprocessor's few-row form (a `preprocessing.RowTransform`, or None when the
+        preprocessor is not one it knows), built on first use and not saved in artifacts."""
+        if "_rows" not in self.__dict__:
+            # Imported here: importing this module must not load scikit-learn.
+            from mlmanager.engine.training.preprocessing import compile_rows
+
+            self.__dict__["_rows"] = compile_rows(self.preprocessor)
+        return self.__dict__["_rows"]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_rows", None)
+        return state
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted labels (classification, as in the data set) or amounts (regression)."""
         if self.task == "regression":
-            return np.asarray(self.estimator.predict(self.features(frame)), dtype=np.float64)
+            features = self.features(frame)
+            fast = (
+                forest_predictions(self.estimator, features)
+                if len(frame) <= FAST_MAX_ROWS
+                else None
+            )
+            if fast is not None:
+                return fast
+            return np.asarray(self.estimator.predict(features), dtype=np.float64)
         chosen = self.predict_proba(frame).argmax(axis=1)
         return np.array(self.classes, dtype=object)[chosen]
 
@@ -69,9 +104,12 @@ class TrainedModel:
         if self.task == "regression":
             raise TypeError("a regression model has no class probabilities")
         assert self.classes is not None
-        probabilities = np.asarray(
-            self.estimator.predict_proba(self.features(frame)), dtype=np.float64
-        )
+        features = self.features(frame)
+        fast = forest_predictions(self.estimator, features) if len(frame) <= FAST_MAX_ROWS else None
+        if fast is not None:
+            probabilities = fast
+        else:
+            probabilities = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
         if probabilities.ndim == 1:  # some estimators give P(class 1) only for two classes
             probabilities = np.column_stack([1 - probabilities, probabilities])
         # float32 arithmetic inside some estimators leaves sums a hair off 1.
@@ -82,6 +120,46 @@ class TrainedModel:
         if self.task == "regression":
             return self.predict(frame)
         return self.predict_proba(frame)
+
+
+def forest_predictions(estimator: Any, features: Any) -> np.ndarray | None:
+    """A scikit-learn forest's predictions (class probabilities, or amounts) for a few dense
+    rows, summed over its trees as the forest itself does, without its per-tree overhead
+    (input checks and joblib, some 40 µs a tree: 4 ms for a 100-tree forest on one row).
+    None when `estimator` (a FLAML estimator) is not such a forest."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    forest: Any = getattr(estimator, "_model", None)
+    if type(forest) not in (
+        RandomForestClassifier,
+        ExtraTreesClassifier,
+        RandomForestRegressor,
+        ExtraTreesRegressor,
+    ):
+        return None
+    if not isinstance(features, np.ndarray) or features.dtype != np.float32:
+        return None
+    if forest.n_outputs_ != 1:
+        return None
+    rows = np.ascontiguousarray(features)
+    if type(forest) in (RandomForestRegressor, ExtraTreesRegressor):
+        amounts = np.zeros(len(rows), dtype=np.float64)
+        for tree in forest.estimators_:
+            amounts += tree.tree_.predict(rows)[:, 0]
+        return amounts / len(forest.estimators_)
+    classes = int(forest.n_classes_)
+    probabilities = np.zeros((len(rows), classes), dtype=np.float64)
+    for tree in forest.estimators_:
+        proba = tree.tree_.predict(rows)[:, :classes]
+        normalizer = proba.sum(axis=1)[:, np.newaxis]
+        normalizer[normalizer == 0.0] = 1.0
+        probabilities += proba / normalizer
+    return probabilities / len(forest.estimators_)
 
 
 def single_threaded(estimator: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -255,18 +256,23 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
     def transform(self, frame: Any) -> np.ndarray:
         result: list[np.ndarray] = []
         for column, date_format in zip(_columns(frame), self.formats_, strict=True):
-            moments = _parse_dates(column, date_format)
-            epoch = (moments - pd.Timestamp("1970-01-01")).dt.total_seconds()
-            parts = [
-                moments.dt.year,
-                moments.dt.month,
-                moments.dt.day,
-                moments.dt.day_of_week,
-                moments.dt.hour,
-                epoch,
-            ]
-            result.extend(part.to_numpy(dtype=np.float64, na_value=np.nan) for part in parts)
+            result.extend(_date_parts(column, date_format))
         return np.column_stack(result)
+
+
+def _date_parts(column: pd.Series, date_format: str | None) -> list[np.ndarray]:
+    """DATETIME_PARTS of each value of `column`, as float columns (NaN when missing)."""
+    moments = _parse_dates(column, date_format)
+    epoch = (moments - pd.Timestamp("1970-01-01")).dt.total_seconds()
+    parts = [
+        moments.dt.year,
+        moments.dt.month,
+        moments.dt.day,
+        moments.dt.day_of_week,
+        moments.dt.hour,
+        epoch,
+    ]
+    return [part.to_numpy(dtype=np.float64, na_value=np.nan) for part in parts]
 
 
 def _date_format(column: pd.Series) -> str | None:
@@ -294,3 +300,225 @@ def _parse_dates(column: pd.Series, date_format: str | None) -> pd.Series:
         texts = column.astype(object).where(column.notna(), None).astype(str)
         moments = pd.to_datetime(texts, format=date_format or "ISO8601", errors="coerce", utc=True)
     return pd.Series(moments.dt.tz_localize(None), index=None).reset_index(drop=True)
+
+
+# --- the few-row path ---------------------------------------------------------------------------
+
+
+class RowTransform:
+    """The fitted preprocessor replayed with plain NumPy for a few rows: the same numbers as
+    `Pipeline.transform`, without scikit-learn's per-call overhead (column selection through
+    pandas, input validation, joblib), which dominates a one-row prediction.
+
+    Built from a fitted pipeline by `compile_rows`; not pickled (models rebuild it on load).
+    """
+
+    def __init__(self, blocks: list, sparse_output: bool, scale: np.ndarray | None):
+        self.blocks = blocks
+        self.sparse_output = sparse_output
+        self.scale = scale
+
+    def transform(self, columns: dict[str, np.ndarray], rows: int) -> Any:
+        parts = [block(columns, rows) for block in self.blocks]
+        if self.sparse_output:
+            matrix: Any = sp.hstack([sp.csr_matrix(part) for part in parts]).tocsr()
+            if self.scale is not None:
+                matrix = matrix.multiply(1 / self.scale).tocsr()
+            return to_float32(matrix)
+        dense = np.hstack(
+            [part.toarray() if sp.issparse(part) else np.asarray(part) for part in parts]
+        )
+        if dense.dtype.kind != "f":
+            dense = dense.astype(np.float64)
+        if self.scale is not None:
+            dense /= self.scale
+        return to_float32(dense)
+
+
+def compile_rows(pipeline: Any) -> RowTransform | None:
+    """A `RowTransform` for a fitted `build_preprocessor` pipeline; None if its shape is not
+    the one built here (then callers use the pipeline itself)."""
+    try:
+        steps = dict(pipeline.steps)
+        columns, scaler = steps["columns"], steps["scale"]
+        if not isinstance(columns, ColumnTransformer) or not isinstance(scaler, StandardScaler):
+            return None
+        blocks = []
+        for name, transformer, selection in columns.transformers_:
+            if transformer == "drop" or name == "remainder":
+                if transformer == "drop":
+                    continue
+                return None
+            block = _compile_block(transformer, selection)
+            if block is None:
+                return None
+            blocks.append(block)
+        scale = getattr(scaler, "scale_", None)
+        return RowTransform(blocks, bool(columns.sparse_output_), scale)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _compile_block(transformer: Any, selection: Any) -> Any:
+    names = [selection] if isinstance(selection, str) else list(selection)
+    if isinstance(transformer, FrequencyEncoder):
+        return _frequency_block(transformer, names)
+    if not isinstance(transformer, Pipeline):
+        return None
+    first, last = transformer.steps[0][1], transformer.steps[-1][1]
+    if len(transformer.steps) == 2 and isinstance(last, SimpleImputer):
+        if isinstance(first, NumberValues):
+            return _imputed_block(names, _number_columns, last)
+        if isinstance(first, BooleanValues):
+            return _imputed_block(
+                names, lambda columns, names: first.transform(_frame(columns, names)), last
+            )
+        if isinstance(first, DatetimeParts):
+            return _imputed_block(names, _date_columns(first), last)
+        return None
+    if (
+        len(transformer.steps) == 2
+        and isinstance(first, TextValues)
+        and isinstance(last, OneHotEncoder)
+    ):
+        return _one_hot_block(last, names)
+    if isinstance(selection, str):  # a text column: its own pipeline on one 1-D column
+
+        def text_block(columns: dict[str, np.ndarray], rows: int) -> Any:
+            return transformer.transform(pd.Series(columns[selection], dtype=object))
+
+        return text_block
+    return None
+
+
+def _imputed_block(names: list[str], values: Any, imputer: SimpleImputer) -> Any:
+    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+    indicator = getattr(imputer, "indicator_", None)
+    flagged = np.asarray(indicator.features_) if indicator is not None else None
+
+    def block(columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
+        raw = np.asarray(values(columns, names), dtype=np.float64).reshape(rows, -1)
+        missing = np.isnan(raw)
+        filled = np.where(missing, statistics, raw)
+        if flagged is None:
+            return filled
+        return np.hstack([filled, missing[:, flagged].astype(np.float64)])
+
+    return block
+
+
+def _frame(columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({name: columns[name] for name in names})
+
+
+def _number_columns(columns: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+    result = []
+    for name in names:
+        values = columns[name]
+        if values.dtype.kind in "biuf":
+            numbers = values.astype(np.float64)
+        else:
+            numbers = _numbers(pd.Series(values, dtype=object))
+        result.append(np.where(np.isfinite(numbers), numbers, np.nan))
+    return np.column_stack(result)
+
+
+def _date_columns(parts: DatetimeParts) -> Any:
+    def transform(columns: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+        result: list[np.ndarray] = []
+        for name, date_format in zip(names, parts.formats_, strict=True):
+            values = np.asarray(columns[name], dtype=object)
+            parsed = [_one_date(value, date_format) for value in values]
+            if any(moment is _UNPARSED for moment in parsed):  # leave odd cases to pandas
+                result.extend(_date_parts(pd.Series(columns[name]), date_format))
+                continue
+            for index in range(len(DATETIME_PARTS)):
+                result.append(
+                    np.array(
+                        [np.nan if m is None else _date_part(m, index) for m in parsed],
+                        dtype=np.float64,
+                    )
+                )
+        return np.column_stack(result)
+
+    return transform
+
+
+_UNPARSED = object()
+_SIMPLE_ISO = re.compile(
+    r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:\d{2})?$"
+)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _one_date(value: Any, date_format: str | None) -> Any:
+    """A naive UTC datetime, None for a missing value, _UNPARSED when unsure."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime | np.datetime64):
+        return _UNPARSED  # typed dates: pandas' own conversion is exact and cheap enough
+    if not isinstance(value, str) or date_format not in (None, "ISO8601"):
+        return _UNPARSED
+    if not _SIMPLE_ISO.match(value.strip()):
+        return _UNPARSED
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return _UNPARSED
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def _date_part(moment: dt.datetime, index: int) -> float:
+    if index == 0:
+        return float(moment.year)
+    if index == 1:
+        return float(moment.month)
+    if index == 2:
+        return float(moment.day)
+    if index == 3:
+        return float(moment.weekday())
+    if index == 4:
+        return float(moment.hour)
+    return (moment - _EPOCH).total_seconds()
+
+
+def _one_hot_block(encoder: OneHotEncoder, names: list[str]) -> Any:
+    if encoder.drop is not None or getattr(encoder, "_infrequent_enabled", False):
+        raise ValueError("unsupported encoder")
+    lookups = [
+        {category: index for index, category in enumerate(categories)}
+        for categories in encoder.categories_
+    ]
+    offsets = np.cumsum([0] + [len(categories) for categories in encoder.categories_])
+
+    def block(columns: dict[str, np.ndarray], rows: int) -> Any:
+        result = np.zeros((rows, offsets[-1]), dtype=np.float32)
+        for position, (name, lookup) in enumerate(zip(names, lookups, strict=True)):
+            for row, text in enumerate(as_text(columns[name])):
+                index = lookup.get(text)
+                if index is not None:
+                    result[row, offsets[position] + index] = 1.0
+        return result
+
+    return block
+
+
+def _frequency_block(encoder: FrequencyEncoder, names: list[str]) -> Any:
+    lookups = [{level: index for index, level in enumerate(levels)} for levels in encoder.levels_]
+
+    def block(columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
+        result: list[np.ndarray] = []
+        for name, lookup, shares, frequent in zip(
+            names, lookups, encoder.shares_, encoder.frequent_counts_, strict=True
+        ):
+            positions = np.array([lookup.get(text, -1) for text in as_text(columns[name])])
+            known = positions >= 0
+            result.append(np.where(known, shares[positions], 0.0))
+            result.append(np.where(known, np.minimum(positions, frequent), frequent))
+        return np.column_stack(result).astype(np.float64)
+
+    return block

@@ -199,10 +199,15 @@ class _Run:
         finally:
             process.stop()
         watch.refresh()
-        if stopped is None:
-            self._raise_if_failed(process.exitcode, folder, output)
-        self.candidates_done += watch.candidates
         checkpoint = watch.status.get("checkpoint")
+        if stopped is None:
+            if checkpoint and Path(checkpoint["path"]).is_file():
+                # Crashed or killed (out of memory, say) after saving a model: that model is
+                # the result, as when the deadline stops the search.
+                self._log_if_failed(process.exitcode, folder, output)
+            else:
+                self._raise_if_failed(process.exitcode, folder, output)
+        self.candidates_done += watch.candidates
         self.facts[output.name] = {
             key: watch.status.get(key)
             for key in (
@@ -274,6 +279,17 @@ class _Run:
                 best_estimator=estimator,
                 message=message,
             )
+        )
+
+    def _log_if_failed(self, exitcode: int | None, folder: OutputFolder, output: OutputSpec):
+        status = read_json(folder.status) or {}
+        if exitcode == 0 and status.get("state") == "done":
+            return
+        logger.warning(
+            "search for %s ended early (exit code %s); using its last checkpoint\n%s",
+            output.name,
+            exitcode,
+            log_tail(folder.log),
         )
 
     def _raise_if_failed(self, exitcode: int | None, folder: OutputFolder, output: OutputSpec):

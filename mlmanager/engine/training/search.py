@@ -3,7 +3,9 @@
 The data set is read once, the holdout is set aside (and written for the parent to measure
 the final model on), the preprocessing is fitted on the training rows, and FLAML searches
 over gradient-boosted trees, forests and a linear model in chunks: each chunk is a fresh
-`AutoML.fit` warm-started from the best configuration found so far per estimator. After a
+`AutoML.fit` warm-started from the best configuration found so far per estimator and from the
+libraries' own defaults (tried first of all, so that the first checkpoint is already as good
+as an untuned LightGBM or XGBoost, rather than FLAML's tiny 4-tree starting models). After a
 chunk that improves the best validation loss, the model (refitted by FLAML on all training
 rows) is saved as a signed checkpoint and named in status.json, so whenever the parent stops
 this process, the best model so far is on disk, whole.
@@ -74,6 +76,40 @@ ENSEMBLE_MIN_WINDOW_S = 30.0
 ENSEMBLE_MAX_SHARE = 0.2
 # The parent measures the final model on at most this many holdout rows.
 HOLDOUT_EVAL_MAX_ROWS = 50_000
+# The libraries' own defaults, in FLAML's hyperparameter names: every search tries them first
+# (FLAML's static starting points are tiny models, 4 trees of 4 leaves, far below an untuned
+# library model), so the first checkpoint is at least as good as the library out of the box.
+# Later chunks keep them as starting points beside the best configuration found so far.
+LIBRARY_DEFAULTS: dict[str, dict[str, Any]] = {
+    # LightGBM: 100 trees, 31 leaves, learning rate 0.1, max_bin 255, no regularisation.
+    "lgbm": {
+        "n_estimators": 100,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "learning_rate": 0.1,
+        "log_max_bin": 8,
+        "colsample_bytree": 1.0,
+        "reg_alpha": 1 / 1024,  # the lower ends of FLAML's ranges stand for 0
+        "reg_lambda": 1 / 1024,
+    },
+    # XGBoost: 100 trees of depth 6 (at most 64 leaves; FLAML grows them leaf-wise), eta 0.3.
+    "xgboost": {
+        "n_estimators": 100,
+        "max_leaves": 64,
+        "min_child_weight": 1.0,
+        "learning_rate": 0.3,
+        "subsample": 1.0,
+        "colsample_bylevel": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_alpha": 1 / 1024,
+        "reg_lambda": 1.0,
+    },
+}
+# Fixed constructor arguments per estimator (FLAML's custom_hp, single-value domains).
+FIXED_PARAMS: dict[str, dict[str, Any]] = {
+    # CatBoost writes a catboost_info folder into the working directory unless told not to.
+    "catboost": {"allow_writing_files": False},
+}
 
 _FLAML_METRICS = {
     "roc_auc": "roc_auc",
@@ -114,6 +150,37 @@ def run_search(job: SearchJob, folder: OutputFolder) -> None:
         classes = data.classes
         del data  # the raw training rows are not needed past this point
         ChunkedSearch(job, folder, features, target, preprocessor, facts, classes).run()
+
+
+def default_starting_points(
+    estimators: list[str], *, rows: int, features: int, task: str
+) -> dict[str, list[dict]]:
+    """The library defaults (LIBRARY_DEFAULTS) of the `estimators` that have them, each size
+    kept inside FLAML's range for `rows` training rows. On small data (cross-validated, where
+    forests are cheap and often best) also scikit-learn's forest defaults: 100 full-grown
+    trees, sqrt(features) per split for classification (FLAML's tiny forests give probabilities
+    so flat that one class wins every row)."""
+    fitted_rows = rows if rows < CV_MAX_ROWS else int(rows * (1 - VALIDATION_SHARE))
+    upper = max(5, min(32768, fitted_rows))  # FLAML's bound for trees and leaves
+    points: dict[str, list[dict]] = {}
+    for name in estimators:
+        if name in LIBRARY_DEFAULTS:
+            point = dict(LIBRARY_DEFAULTS[name])
+            for key in ("n_estimators", "num_leaves", "max_leaves"):
+                if key in point:
+                    point[key] = min(point[key], upper)
+            points[name] = [point]
+        elif name in ("rf", "extra_tree") and rows < CV_MAX_ROWS:
+            forest: dict[str, Any] = {
+                "n_estimators": min(100, max(5, min(2048, fitted_rows))),
+                "max_features": 1.0,
+                "max_leaves": max(5, min(32768, fitted_rows >> 1)),
+            }
+            if task != "regression":
+                forest["max_features"] = 1 / math.sqrt(max(1, features))
+                forest["criterion"] = "gini"
+            points[name] = [forest]
+    return points
 
 
 def _write_holdout(folder: OutputFolder, data: TrainingData, *, seed: int) -> int:
@@ -171,13 +238,22 @@ class ChunkedSearch:
         self.trials: list[Trial] = []
         self.best_loss = math.inf
         self.best_estimator: str | None = None
-        self.starting_points: dict[str, dict] = {}
+        # Per estimator, the configurations the next chunk starts from (best first).
+        self.starting_points: dict[str, list[dict]] = self._default_points()
         self.checkpoint: dict | None = None
         self.chunk = 0
         self.overrun = 0.0
         self.ensemble_pending = not self.deterministic
         self.started = time.time()
         self.window = max(0.0, job.search_deadline - self.started)
+
+    def _default_points(self) -> dict[str, list[dict]]:
+        return default_starting_points(
+            self.estimators,
+            rows=len(self.target),
+            features=int(self.features.shape[1]),
+            task=self.job.task,
+        )
 
     def run(self) -> None:
         self._search()
@@ -262,7 +338,15 @@ class ChunkedSearch:
             "log_file_name": str(self.folder.path / f"trials-{self.chunk}.jsonl"),
             "log_type": "all",
             "verbose": 0,
-            "starting_points": dict(self.starting_points) or "static",
+            "starting_points": {
+                name: [dict(point) for point in points]
+                for name, points in self.starting_points.items()
+            },
+            "custom_hp": {
+                name: {key: {"domain": value} for key, value in params.items()}
+                for name, params in FIXED_PARAMS.items()
+                if name in self.estimators
+            },
         }
         if self.deterministic:
             # Round-robin and no sampling: FLAML then takes no decision from measured times.
@@ -273,10 +357,13 @@ class ChunkedSearch:
 
     def _after_chunk(self, automl: AutoML) -> None:
         self.trials.extend(read_trials(self.folder.path / f"trials-{self.chunk}.jsonl"))
+        defaults = self._default_points()
         for estimator, config in (automl.best_config_per_estimator or {}).items():
             if config:
                 point = {key: value for key, value in config.items() if key != "FLAML_sample_size"}
-                self.starting_points[estimator] = point
+                points = [point]
+                points += [p for p in defaults.get(estimator, []) if p != point]
+                self.starting_points[estimator] = points
         loss = automl.best_loss if automl.best_estimator else math.inf
         logger.info("chunk %s done: best %s %s", self.chunk, automl.best_estimator, loss)
         if automl.model is not None and loss < self.best_loss:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from mlmanager.engine.training.model import TrainedModel
 from mlmanager.engine.training.preprocessing import (
     ONE_HOT_MAX_LEVELS,
     TEXT_HASH_FEATURES,
@@ -14,6 +16,7 @@ from mlmanager.engine.training.preprocessing import (
     FrequencyEncoder,
     as_text,
     build_preprocessor,
+    compile_rows,
 )
 
 
@@ -128,3 +131,127 @@ def test_a_frame_with_every_value_missing_still_transforms():
     features = _dense(preprocessor.transform(empty))
     assert features.shape == (1, trained.shape[1])
     assert np.isfinite(features).all()
+
+
+def _row_frames(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    return [frame.iloc[[index]] for index in range(len(frame))] + [frame.iloc[:7]]
+
+
+def _assert_rows_match(inputs: list, train: pd.DataFrame, rows: pd.DataFrame) -> None:
+    preprocessor = build_preprocessor(inputs, train)
+    preprocessor.fit(train)
+    fast = compile_rows(preprocessor)
+    assert fast is not None
+    for part in _row_frames(rows):
+        columns = {name: part[name].to_numpy() for name, _ in inputs}
+        expected = preprocessor.transform(part.reset_index(drop=True))
+        got = fast.transform(columns, len(part))
+        assert sp.issparse(got) == sp.issparse(expected)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(_dense(got), _dense(expected))
+
+
+def test_the_few_row_path_gives_the_pipelines_numbers():
+    rng = np.random.default_rng(0)
+    rows = 300
+    frame = pd.DataFrame(
+        {
+            "x": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows)),
+            "n": rng.integers(0, 9, rows),
+            "text_number": np.where(rng.random(rows) < 0.1, "n/a", "3.5").astype(object),
+            "color": np.where(rng.random(rows) < 0.1, None, rng.choice(["red", "blue"], rows)),
+            "code": [f"c{value}" for value in rng.integers(0, 200, rows)],
+            "flag": np.where(rng.random(rows) < 0.5, "yes", "no").astype(object),
+            "when": [
+                f"2024-{month:02d}-{day:02d}" + (" 10:30" if day % 2 else "")
+                for month, day in zip(
+                    rng.integers(1, 13, rows), rng.integers(1, 29, rows), strict=True
+                )
+            ],
+            "stamp": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 10**6, rows), unit="s"),
+        }
+    )
+    inputs = [
+        ("x", "numeric"),
+        ("n", "integer"),
+        ("text_number", "numeric"),
+        ("color", "categorical"),
+        ("code", "categorical"),
+        ("flag", "boolean"),
+        ("when", "datetime"),
+        ("stamp", "datetime"),
+    ]
+    odd = frame.head(12).copy()
+    odd["x"] = [np.inf, None, "7", 1.5, np.nan, 2, 3, 4, 5, 6, 7, 8]
+    odd["color"] = ["green", None, np.nan, 3, "red", "", " blue", "red", "red", "x", "y", "z"]
+    odd["code"] = ["unseen", None, *frame["code"][:10]]
+    odd["when"] = [
+        "2024-02-30",
+        "2024-01-05T10:00:00+02:00",
+        "2024-01-05T10:00:00Z",
+        "05/01/2024",
+        None,
+        "",
+        "2024-01-05 23:59:59.123456",
+        "not a date",
+        "2024-01-05",
+        "2024-W01-1",
+        "20240105",
+        "2024-12-31",
+    ]
+    odd["flag"] = ["TRUE", "n", None, "maybe", "1", "0", "yes", "no", "", "y", "f", "t"]
+    _assert_rows_match(inputs, frame, pd.concat([frame.head(20), odd], ignore_index=True))
+    # With free text the output is sparse.
+    frame["review"] = rng.choice(["great value", "broke", None], rows)
+    _assert_rows_match([*inputs, ("review", "text")], frame, frame.head(20))
+
+
+def test_a_model_predicts_one_row_as_it_predicts_it_in_a_batch():
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(50, dtype=float),
+            "color": ["a", "b"] * 25,
+            "when": ["2024-01-01", "2024-03-01"] * 25,
+        }
+    )
+    inputs = [("x", "numeric"), ("color", "categorical"), ("when", "datetime")]
+    preprocessor = build_preprocessor(inputs, frame)
+    batch = preprocessor.fit_transform(frame)
+    model = TrainedModel(
+        output="y",
+        task="regression",
+        metric="rmse",
+        inputs=inputs,
+        preprocessor=preprocessor,
+        estimator=None,
+        estimator_name="none",
+        classes=None,
+    )
+    for index in range(0, 50, 7):
+        one = model.features(frame.iloc[[index]].drop(columns=["color"]))
+        assert one.shape == (1, batch.shape[1])
+    np.testing.assert_array_equal(_dense(model.features(frame.iloc[:5])), _dense(batch)[:5])
+    assert "_rows" not in pickle.loads(pickle.dumps(model)).__dict__  # noqa: S301
+
+
+def test_a_forest_predicts_a_few_rows_as_scikit_learn_does():
+    from flaml.automl.model import ExtraTreesEstimator, RandomForestEstimator
+
+    from mlmanager.engine.training.model import forest_predictions
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 6)).astype(np.float32)
+    labels = (features[:, 0] + rng.normal(size=300) > 0).astype(int) + (features[:, 1] > 1)
+    amounts = features[:, 0] * 3 + rng.normal(size=300)
+    for learner in (RandomForestEstimator, ExtraTreesEstimator):
+        for task, target in (("multiclass", labels), ("regression", amounts)):
+            model = learner(task=task, n_estimators=30, n_jobs=1)
+            model.fit(features, target)
+            for rows in (features[:1], features[5:12]):
+                got = forest_predictions(model, rows)
+                expected = (
+                    model.predict(rows) if task == "regression" else model.predict_proba(rows)
+                )
+                np.testing.assert_array_equal(got, expected)
+    assert forest_predictions(object(), features[:1]) is None

@@ -295,3 +295,40 @@ def test_a_crashed_search_is_reported_with_its_log(tmp_path: Path):
     assert caught.value.code == "crashed"
     assert "Traceback" in caught.value.details
     assert multiprocessing.active_children() == []
+
+
+def test_a_search_killed_after_a_checkpoint_finishes_from_that_checkpoint(tmp_path: Path):
+    """An out-of-memory kill (here SIGKILL) after a model was saved does not lose the run."""
+    import os
+    import signal
+
+    path = write_parquet(tmp_path / "data.parquet", classification_frame())
+    status_path = tmp_path / "work" / "output-1" / "status.json"
+    killed: list[int] = []
+
+    def kill_after_first_checkpoint(progress) -> None:
+        if killed or not status_path.exists():
+            return
+        try:
+            status = json.loads(status_path.read_text())
+        except ValueError:
+            return
+        if status.get("checkpoint"):
+            os.kill(status["pid"], signal.SIGKILL)
+            killed.append(status["pid"])
+
+    outcome = train(
+        path,
+        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=60),
+        workdir=tmp_path / "work",
+        artifact_key=KEY,
+        on_progress=kill_after_first_checkpoint,
+    )
+    assert killed
+    assert outcome.status == "succeeded"
+    assert outcome.elapsed_s < 40  # it did not wait for the budget
+    [result] = outcome.outputs
+    assert result.metrics["roc_auc"] > 0.8
+    model = load_model(result.artifact_path, key=KEY, signature=result.artifact_signature)
+    assert len(model.predict(classification_frame().head(5))) == 5
+    assert multiprocessing.active_children() == []
