@@ -57,6 +57,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from machine import cpu_model, total_memory_gb
 from upload_profile import print_table, process_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -606,16 +607,8 @@ def print_summary(
 
 
 def machine_info(peers_python: Path | None) -> list[tuple[str, str]]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        total_kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-        memory = f"{total_kb / MB / MB:.1f} GB"
+    cpu = cpu_model()
+    memory = total_memory_gb()
     rows = [
         ("cores", f"{len(os.sched_getaffinity(0))} (all of them for each system, in turn)"),
         ("cpu", cpu),

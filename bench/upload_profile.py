@@ -51,6 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+from machine import cpu_model, total_memory_gb
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -478,16 +479,8 @@ def upload_and_wait(api: Api, csv_path: Path, *, timeout: float) -> Outcome:
 def machine_info() -> list[tuple[str, str]]:
     import pandas
 
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        total_kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-        memory = f"{total_kb / MB:.1f} GB"
+    cpu = cpu_model()
+    memory = total_memory_gb()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [
         ("nproc", f"{usable} (os.cpu_count {os.cpu_count()})"),
