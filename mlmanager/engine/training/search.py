@@ -71,6 +71,9 @@ MAX_CHUNK_S = 600.0
 LAST_CHUNK_FACTOR = 1.5
 # With max_candidates: candidates per chunk (so checkpoints come regularly).
 CANDIDATES_PER_CHUNK = 12
+# FLAML treats max_iter=1 as "fit the first learner, no search" and logs no trial, so a chunk
+# always asks for at least two (a cap of one candidate therefore tries two).
+MIN_CHUNK_CANDIDATES = 2
 # Ensembling is tried only when the search has this long, within at most this share of it.
 ENSEMBLE_MIN_WINDOW_S = 30.0
 ENSEMBLE_MAX_SHARE = 0.2
@@ -267,12 +270,17 @@ class ChunkedSearch:
         while (budget := self._next_chunk()) is not None:
             self._write_status("searching")
             started = time.time()
+            trials_before = len(self.trials)
             automl = self._fit_chunk(budget)
             if budget["time_budget"] > 0:
                 overrun = time.time() - started - budget["time_budget"]
                 self.overrun = max(self.overrun, overrun)
             self._after_chunk(automl)
             self.chunk += 1
+            if self.deterministic and len(self.trials) == trials_before:
+                # A counted search that tried nothing would ask for the same chunk for ever.
+                logger.warning("chunk %s tried no candidate; ending the search", self.chunk)
+                break
 
     # --- one chunk ---------------------------------------------------------------------------
 
@@ -288,7 +296,7 @@ class ChunkedSearch:
             size = max(CANDIDATES_PER_CHUNK, math.ceil(self.job.max_candidates / 4))
             if candidates_left < LAST_CHUNK_FACTOR * size:
                 size = candidates_left
-            return {"time_budget": -1, "max_iter": size}
+            return {"time_budget": -1, "max_iter": max(size, MIN_CHUNK_CANDIDATES)}
         # FLAML ends a chunk late by its last trial and the refit: plan for the worst seen.
         overrun = max(self._refit_margin(), self.overrun)
         seconds_left = self.job.search_deadline - now - overrun - self._ensemble_reserve()

@@ -332,3 +332,25 @@ def test_a_search_killed_after_a_checkpoint_finishes_from_that_checkpoint(tmp_pa
     model = load_model(result.artifact_path, key=KEY, signature=result.artifact_signature)
     assert len(model.predict(classification_frame().head(5))) == 5
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("max_candidates", [1, 13])
+def test_a_cap_leaving_one_candidate_ends_promptly(tmp_path: Path, max_candidates: int):
+    """FLAML logs no trial for a one-iteration fit; a chunk of one used to repeat until the
+    deadline."""
+    frame = regression_frame()
+    path = write_parquet(tmp_path / "data.parquet", frame)
+    outcome = train(
+        path,
+        spec(
+            REGRESSION_INPUTS,
+            ("amount", "regression", "rmse"),
+            max_candidates=max_candidates,
+            budget=60,
+        ),
+        workdir=tmp_path / "work",
+        artifact_key=KEY,
+    )
+    # Before: one candidate ended "timed_out" with no model; thirteen stopped at twelve.
+    assert outcome.status == "succeeded"
+    assert max_candidates <= outcome.candidates <= max(max_candidates, 2)
