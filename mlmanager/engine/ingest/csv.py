@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 from mlmanager.engine.ingest.context import ReadContext
 from mlmanager.engine.ingest.csv_dialect import (
     CsvDialect,
+    header_only_trailing_delimiter_names,
     read_header,
     sniff_dialect,
     trailing_delimiter_names,
@@ -81,6 +82,8 @@ class _Attempt:
     block_size: int
     # Set when every row ends with a delimiter: the header's names without an empty last one.
     trailing_names: list[str] | None
+    # Set when only the header ends with a delimiter: the names to give the columns instead.
+    header_names: list[str] | None = None
     column_types: dict[str, pa.DataType] = dataclasses.field(default_factory=dict)
     all_text: bool = False
     type_retries: int = 0
@@ -98,12 +101,19 @@ def convert_csv(source: Path, context: ReadContext, *, extension: str) -> Ingest
     dialect = sniff_dialect(sample, extension)
     header = read_header(source, dialect, context.max_columns)
     trailing_names = trailing_delimiter_names(header, sample, dialect)
+    header_names = (
+        header_only_trailing_delimiter_names(header, sample, dialect)
+        if trailing_names is None
+        else None
+    )
     # The empty field a trailing delimiter adds is not a column, so it is not counted.
-    columns = trailing_names if trailing_names is not None else header
+    columns = trailing_names or header_names or header
     if columns is not None and len(columns) > context.max_columns:
         raise too_many_columns_error(len(columns), context.max_columns)
 
-    attempt = _Attempt(block_size=CSV_BLOCK_SIZE, trailing_names=trailing_names)
+    attempt = _Attempt(
+        block_size=CSV_BLOCK_SIZE, trailing_names=trailing_names, header_names=header_names
+    )
     while True:
         context.check_cancelled()
         try:
@@ -254,6 +264,9 @@ def _pyarrow_options(
         read_options["skip_rows"] = 1
         # As text any value fits, so data in that field is found rather than failing to convert.
         column_types[_TRAILING_FIELD] = pa.string()
+    elif attempt.header_names is not None:
+        read_options["column_names"] = attempt.header_names
+        read_options["skip_rows"] = 1
     convert_options: dict[str, Any] = {
         "decimal_point": dialect.decimal_point,
         "strings_can_be_null": True,

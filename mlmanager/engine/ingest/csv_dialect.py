@@ -96,6 +96,25 @@ def trailing_delimiter_names(
     return None
 
 
+def header_only_trailing_delimiter_names(
+    header: list[str] | None, sample: TextSample, dialect: CsvDialect
+) -> list[str] | None:
+    """Return the header's names without its empty last one if only the header ends with a
+    delimiter (`a,b,` over rows `1,2`): read as it stands, every row would look one field short.
+    None otherwise."""
+    if not header or len(header) < 2 or header[-1] != "":
+        return None
+    if any("\n" in name or "\r" in name for name in header):
+        return None
+    rows = _sample_rows(sample, dialect)
+    if not rows or rows[0] != header:
+        return None
+    data_rows = [row for row in rows[1:] if row]
+    if data_rows and all(len(row) == len(header) - 1 for row in data_rows):
+        return header[:-1]
+    return None
+
+
 def _sample_rows(sample: TextSample, dialect: CsvDialect) -> list[list[str]]:
     rows = csv.reader(
         io.StringIO(sample.text[:SNIFF_MAX_CHARS]),

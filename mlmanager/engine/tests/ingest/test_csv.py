@@ -173,8 +173,19 @@ def test_csv_ragged_rows_are_skipped_and_counted(tmp_path: Path) -> None:
         b"a,b,\r\n1,2,\r\n3,4,",
         b'"a","b",\n"1","2",""\n\n3,4,\n',
         b"a;b;\n1;2;\n3;4;\n",
+        b"a,b,\n1,2\n3,4\n",
+        b"a,b,\r\n1,2\r\n3,4",
     ],
-    ids=["rows", "header-and-rows", "crlf", "crlf-no-final-newline", "quoted", "semicolon"],
+    ids=[
+        "rows",
+        "header-and-rows",
+        "crlf",
+        "crlf-no-final-newline",
+        "quoted",
+        "semicolon",
+        "header-only",
+        "header-only-crlf",
+    ],
 )
 def test_csv_trailing_delimiter_is_not_a_column(tmp_path: Path, content: bytes) -> None:
     report, table = convert_upload(tmp_path, "t.csv", content)

@@ -123,6 +123,14 @@ def test_the_search_keeps_an_ensemble_as_its_model(tmp_path, monkeypatch):
     monkeypatch.setattr(ensemble, "_select", _keep_the_first_two)
     # FLAML's tiny first models, so that the ensemble fits in this short search.
     monkeypatch.setattr(search, "default_starting_points", lambda *args, **kwargs: {})
+    # This test is about keeping an ensemble, not about its time check (tested above): the
+    # ensemble gets its own minute, so a slow machine or coverage cannot make it skip.
+    build = ensemble.build_if_better
+    monkeypatch.setattr(
+        ensemble,
+        "build_if_better",
+        lambda **arguments: build(**{**arguments, "deadline": time.time() + 60}),
+    )
     monkeypatch.chdir(tmp_path)  # CatBoost's scratch folders
     path = write_parquet(tmp_path / "data.parquet", classification_frame(200))
     folder = OutputFolder(tmp_path / "output-1")
