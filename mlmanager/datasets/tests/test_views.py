@@ -90,3 +90,20 @@ def test_pages_need_login() -> None:
     response = Client().get("/datasets/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_dataset_list_pages(browser, owner) -> None:
+    from mlmanager.datasets.models import dataset_storage_dir
+
+    for index in range(26):
+        Dataset.objects.create(
+            team=owner.current_team,
+            name=f"d{index}",
+            original_filename="d.csv",
+            storage_dir=dataset_storage_dir(owner.current_team_id),
+        )
+    second = browser.get("/datasets/?page=2").content.decode()
+    assert "Page 2 of 2" in second
+    assert '<a href="?page=1">Previous</a>' in second
+    assert "Page 1 of 2" in browser.get("/datasets/").content.decode()
