@@ -29,6 +29,7 @@ class TrainingData:
     train: pd.DataFrame  # input columns only
     train_target: np.ndarray  # class indices (classification) or floats (regression)
     holdout: pd.DataFrame  # input columns and the raw target column
+    holdout_target: np.ndarray  # as train_target
     classes: list[Any] | None  # raw labels, in the order of the class indices
     row_count: int  # rows in the file
     target_row_count: int  # rows with a target value
@@ -74,6 +75,7 @@ def read_training_data(
         train=train,
         train_target=target[train_rows],
         holdout=holdout,
+        holdout_target=target[holdout_rows],
         classes=classes,
         row_count=row_count,
         target_row_count=len(frame),

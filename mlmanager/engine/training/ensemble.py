@@ -78,7 +78,7 @@ class EnsembleModel:
 
 
 def estimated_cost_s(trials: list[Trial], eval_method: str) -> float:
-    members = _candidates(trials)
+    members = candidates(trials)
     if len(members) < 2:
         return 0.0
     refit_share = 1 / FOLDS if eval_method == "cv" else 1 / (1 - VALIDATION_SHARE)
@@ -103,7 +103,7 @@ def build_if_better(
     """The ensemble, its out-of-fold score and its fit time; None when it does not help or
     does not fit in the time left before `deadline`."""
     started = time.time()
-    members = _candidates(trials)
+    members = candidates(trials)
     cost = estimated_cost_s(trials, eval_method)
     logger.info(
         "ensemble: %s members, about %.1f s, %.1f s left", len(members), cost, deadline - started
@@ -166,7 +166,7 @@ def _budget(trial: Trial, deadline: float) -> float:
     return max(0.1, min(deadline - time.time(), _FIT_BUDGET_FACTOR * trial.fit_time_s))
 
 
-def _candidates(trials: list[Trial]) -> list[Trial]:
+def candidates(trials: list[Trial]) -> list[Trial]:
     best: dict[str, Trial] = {}
     for trial in trials:
         if trial.estimator == "ensemble" or not np.isfinite(trial.loss):

@@ -334,9 +334,11 @@ class _Run:
                 cancel_deadline.append(time.monotonic() + CANCEL_EVAL_S)
             return bool(cancel_deadline) and time.monotonic() >= cancel_deadline[0]
 
-        path = Path(checkpoint["path"])
+        # The checkpoint never saw the holdout, so it is what is measured; the model shipped
+        # is the final one, refitted on all rows, when the search had time to write it.
+        measured = Path(checkpoint["path"])
         _model, holdout_metrics, importance = evaluate(
-            model_path=path,
+            model_path=measured,
             signature=checkpoint["signature"],
             key=self.artifact_key,
             holdout_path=folder.holdout,
@@ -345,12 +347,15 @@ class _Run:
             deadline=deadline,
             should_stop=should_stop,
         )
+        final = watch.status.get("final")
+        shipped = final if final and Path(final["path"]).is_file() else checkpoint
         return OutputResult(
             name=output.name,
             task=output.task,
             metric=output.metric,
-            artifact_path=path,
-            artifact_signature=checkpoint["signature"],
+            artifact_path=Path(shipped["path"]),
+            artifact_signature=shipped["signature"],
+            refit_on_all_rows=shipped is final,
             metrics=holdout_metrics,
             leaderboard=list(watch.status.get("leaderboard") or []),
             feature_importance=importance,

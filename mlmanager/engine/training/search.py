@@ -10,6 +10,11 @@ chunk that improves the best validation loss, the model (refitted by FLAML on al
 rows) is saved as a signed checkpoint and named in status.json, so whenever the parent stops
 this process, the best model so far is on disk, whole.
 
+When the search is over, the best model is refitted once more on the training rows and the
+holdout together (as AutoGluon's refit_full and H2O do) and saved as the final model, in the
+time the search plan kept for it. The parent measures the checkpoint, which never saw the
+holdout, and ships the final model: the metrics are honest, and the model uses every row.
+
 Chunks are how the hard budget stays hard: FLAML runs over its time budget by the length of
 a trial and a refit, and the parent kills this process at its deadline, losing only the
 chunk in flight. With `max_candidates` the chunks count candidates instead of seconds and
@@ -19,6 +24,7 @@ the search repeatable.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse
 from flaml import AutoML
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
@@ -79,6 +86,9 @@ ENSEMBLE_MIN_WINDOW_S = 30.0
 ENSEMBLE_MAX_SHARE = 0.2
 # The parent measures the final model on at most this many holdout rows.
 HOLDOUT_EVAL_MAX_ROWS = 50_000
+# The final refit on all rows is planned at this many times one fit of the best model,
+# scaled to the added rows.
+FINAL_REFIT_SAFETY = 1.5
 # The libraries' own defaults, in FLAML's hyperparameter names: every search tries them first
 # (FLAML's static starting points are tiny models, 4 trees of 4 leaves, far below an untuned
 # library model), so the first checkpoint is at least as good as the library out of the box.
@@ -140,6 +150,10 @@ def run_search(job: SearchJob, folder: OutputFolder) -> None:
         preprocessor = build_preprocessor(job.inputs, data.train)
         features = preprocessor.fit_transform(data.train)
         target = data.train_target
+        holdout = Rows(
+            preprocessor.transform(data.holdout[[name for name, _ in job.inputs]]),
+            data.holdout_target,
+        )
         facts = {
             "pid": os.getpid(),
             "row_count": data.row_count,
@@ -152,7 +166,45 @@ def run_search(job: SearchJob, folder: OutputFolder) -> None:
         }
         classes = data.classes
         del data  # the raw training rows are not needed past this point
-        ChunkedSearch(job, folder, features, target, preprocessor, facts, classes).run()
+        train = Rows(features, target)
+        ChunkedSearch(job, folder, train, holdout, preprocessor, facts, classes).run()
+
+
+class Rows:
+    """Feature matrix (dense or sparse) and encoded target of some rows."""
+
+    def __init__(self, features: Any, target: np.ndarray):
+        self.features = features
+        self.target = target
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __add__(self, other: Rows) -> Rows:
+        if scipy.sparse.issparse(self.features) or scipy.sparse.issparse(other.features):
+            stacked = scipy.sparse.vstack([self.features, other.features], format="csr")
+        else:
+            stacked = np.concatenate([self.features, other.features])
+        return Rows(stacked, np.concatenate([self.target, other.target]))
+
+
+def refitted(estimator: Any, rows: Rows, *, budget_s: float | None) -> Any:
+    """A fresh copy of `estimator` (a fitted FLAML estimator, or an ensemble of them) fitted
+    on `rows` with the same hyperparameters; FLAML's learners build their library model from
+    `params` anew on every fit, and stop boosting at `budget_s`."""
+    if isinstance(estimator, ensemble.EnsembleModel):
+        members = [
+            (name, refitted(member, rows, budget_s=budget_s), weight)
+            for name, member, weight in estimator.members
+        ]
+        return ensemble.EnsembleModel(
+            members, task=estimator.task, class_count=estimator.class_count
+        )
+    fresh = copy.copy(estimator)
+    fresh.params = dict(estimator.params)
+    fresh._model = None
+    fresh.fit(rows.features, rows.target, budget=budget_s)
+    return fresh
 
 
 def default_starting_points(
@@ -220,16 +272,17 @@ class ChunkedSearch:
         self,
         job: SearchJob,
         folder: OutputFolder,
-        features: Any,
-        target: np.ndarray,
+        train: Rows,
+        holdout: Rows,
         preprocessor: Any,
         facts: dict,
         classes: list | None,
     ):
         self.job = job
         self.folder = folder
-        self.features = features
-        self.target = target
+        self.features = train.features
+        self.target = train.target
+        self.holdout = holdout
         self.preprocessor = preprocessor
         self.facts = facts
         self.classes = classes
@@ -244,6 +297,10 @@ class ChunkedSearch:
         # Per estimator, the configurations the next chunk starts from (best first).
         self.starting_points: dict[str, list[dict]] = self._default_points()
         self.checkpoint: dict | None = None
+        self.best_model: Any = None
+        # Seconds one fit of the best model takes on the training rows.
+        self.best_fit_s = 0.0
+        self.final: dict | None = None
         self.chunk = 0
         self.overrun = 0.0
         self.ensemble_pending = not self.deterministic
@@ -264,6 +321,7 @@ class ChunkedSearch:
             self.ensemble_pending = False
             if not self._try_ensemble():
                 self._search()  # with the time the ensemble did not take
+        self._refit_on_all_rows()
         self._write_status("done")
 
     def _search(self) -> None:
@@ -299,7 +357,13 @@ class ChunkedSearch:
             return {"time_budget": -1, "max_iter": max(size, MIN_CHUNK_CANDIDATES)}
         # FLAML ends a chunk late by its last trial and the refit: plan for the worst seen.
         overrun = max(self._refit_margin(), self.overrun)
-        seconds_left = self.job.search_deadline - now - overrun - self._ensemble_reserve()
+        seconds_left = (
+            self.job.search_deadline
+            - now
+            - overrun
+            - self._ensemble_reserve()
+            - self._final_refit_reserve()
+        )
         if self.chunk == 0:
             # Short, so a first checkpoint exists early; always tried, however little is left.
             first = min(max(FIRST_CHUNK_SHARE * self.window, MIN_FIRST_CHUNK_S), MAX_CHUNK_S)
@@ -318,6 +382,11 @@ class ChunkedSearch:
             return 0.0
         per_fit = best[0].fit_time_s / (CV_FOLDS if self.eval_method == "cv" else 1)
         return 1.3 * per_fit
+
+    def _final_refit_reserve(self) -> float:
+        if not len(self.holdout):
+            return 0.0
+        return FINAL_REFIT_SAFETY * self.best_fit_s * (1 + len(self.holdout) / len(self.target))
 
     def _ensemble_reserve(self) -> float:
         if self.window < ENSEMBLE_MIN_WINDOW_S or not self.ensemble_pending:
@@ -377,10 +446,14 @@ class ChunkedSearch:
         if automl.model is not None and loss < self.best_loss:
             self.best_loss = loss
             self.best_estimator = automl.best_estimator
+            best = [trial for trial in self.trials if trial.loss == loss]
+            self.best_fit_s = (
+                best[0].fit_time_s / (CV_FOLDS if self.eval_method == "cv" else 1) if best else 0.0
+            )
             self._save_checkpoint(automl.model, automl.best_estimator)
 
-    def _save_checkpoint(self, estimator: Any, name: str) -> None:
-        model = TrainedModel(
+    def _trained_model(self, estimator: Any, name: str) -> TrainedModel:
+        return TrainedModel(
             output=self.job.output,
             task=self.job.task,
             metric=self.job.metric,
@@ -390,6 +463,10 @@ class ChunkedSearch:
             estimator_name=name,
             classes=self.classes,
         )
+
+    def _save_checkpoint(self, estimator: Any, name: str) -> None:
+        model = self._trained_model(estimator, name)
+        self.best_model = estimator
         number = (self.checkpoint or {}).get("number", 0) + 1
         path = self.folder.checkpoint(number)
         signature = write_artifact(model, path, key=self.job.artifact_key)
@@ -406,6 +483,29 @@ class ChunkedSearch:
             old = self.folder.checkpoint(previous["number"])
             old.unlink(missing_ok=True)
             old.with_suffix(old.suffix + ".sig").unlink(missing_ok=True)
+
+    def _refit_on_all_rows(self) -> None:
+        """Save the best model refitted on the training rows and the holdout as the final
+        model, when the time left covers it (a counted search always refits)."""
+        if self.checkpoint is None or not len(self.holdout):
+            return
+        time_left = self.job.search_deadline - time.time()
+        if not self.deterministic and self._final_refit_reserve() > time_left:
+            logger.info("no time left to refit on all rows; the final model is the checkpoint")
+            return
+        started = time.time()
+        self._write_status("refitting")
+        estimator = refitted(
+            self.best_model,
+            Rows(self.features, self.target) + self.holdout,
+            budget_s=max(time_left, 1.0) if not self.deterministic else None,
+        )
+        model = self._trained_model(estimator, str(self.best_estimator))
+        path = self.folder.final
+        signature = write_artifact(model, path, key=self.job.artifact_key)
+        rows = len(self.target) + len(self.holdout)
+        self.final = {"path": str(path), "signature": signature, "rows": rows}
+        logger.info("refitted on all rows in %.1f s", time.time() - started)
 
     # --- ensemble ----------------------------------------------------------------------------
 
@@ -437,6 +537,12 @@ class ChunkedSearch:
         )
         self.best_loss = self.trials[-1].loss
         self.best_estimator = "ensemble"
+        members = {name for name, _, _ in estimator.members}
+        self.best_fit_s = sum(
+            trial.fit_time_s / (CV_FOLDS if self.eval_method == "cv" else 1)
+            for trial in ensemble.candidates(self.trials)
+            if trial.estimator in members
+        )
         self._save_checkpoint(estimator, "ensemble")
         return True
 
@@ -458,6 +564,7 @@ class ChunkedSearch:
                     self.trials, self.job.metric, chosen=self.best_estimator
                 ),
                 "checkpoint": self.checkpoint,
+                "final": self.final,
                 "estimators": self.estimators,
                 **self.facts,
             },

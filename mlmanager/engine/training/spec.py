@@ -86,6 +86,9 @@ class OutputResult:
     leaderboard: list[dict]
     feature_importance: list[dict]
     best_estimator: str
+    # True when the artifact is the best model refitted on the holdout rows too (the metrics
+    # are always those of the model before that refit, which never saw the holdout).
+    refit_on_all_rows: bool = False
 
 
 @dataclasses.dataclass

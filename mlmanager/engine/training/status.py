@@ -7,6 +7,7 @@ moment) never sees half a file.
     holdout.parquet    the holdout rows (inputs + raw target), written before the search
     status.json        state, candidates, best score, leaderboard, the current checkpoint
     model-<n>.joblib   checkpoint n (+ .sig); status.json names the one to use
+    final.joblib       the best model refitted on all rows (+ .sig), named in status.json
     trials-<n>.jsonl   FLAML's log of chunk n, one line per candidate (read as it grows)
     error.json         a failure the search process could describe
     search.log         the search process's stdout/stderr (native libraries included)
@@ -46,6 +47,10 @@ class OutputFolder:
 
     def checkpoint(self, number: int) -> Path:
         return self.path / f"model-{number}.joblib"
+
+    @property
+    def final(self) -> Path:
+        return self.path / "final.joblib"
 
 
 def write_json(path: Path, value: Any) -> None:

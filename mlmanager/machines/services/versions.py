@@ -55,6 +55,7 @@ def _output_record(result: OutputResult, *, workdir: Path, final_dir: str) -> di
             "leaderboard": result.leaderboard,
             "feature_importance": result.feature_importance,
             "best_estimator": result.best_estimator,
+            "refit_on_all_rows": result.refit_on_all_rows,
             "artifact": f"{final_dir}/{artifact.as_posix()}",
             "artifact_signature": result.artifact_signature,
         }

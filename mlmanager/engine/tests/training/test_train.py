@@ -59,6 +59,17 @@ def test_binary_trains_with_sensible_metrics(binary):
     json.dumps(metrics, allow_nan=False)
 
 
+def test_the_shipped_model_is_refitted_on_all_rows_and_the_measured_one_is_not(binary):
+    outcome, _, _ = binary
+    [result] = outcome.outputs
+    assert result.refit_on_all_rows
+    assert result.artifact_path.name == "final.joblib"
+    status = json.loads((result.artifact_path.parent / "status.json").read_text())
+    assert status["final"]["rows"] == 600 and status["train_rows"] == 480
+    measured = Path(status["checkpoint"]["path"])
+    assert measured.is_file() and measured != result.artifact_path
+
+
 def test_binary_leaderboard_importance_and_record(binary):
     outcome, _, progress = binary
     [result] = outcome.outputs
