@@ -20,6 +20,8 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.FILE_UPLOAD_TEMP_DIR.mkdir()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # The prediction log is written within each request, so tests see it at once.
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0
 
 
 @pytest.fixture

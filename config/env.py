@@ -43,6 +43,19 @@ def _int(name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from error
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from error
+    if not value >= 0:  # also refuses nan
+        raise ConfigurationError(f"{name} must be zero or more, not {raw!r}")
+    return value
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -89,6 +102,9 @@ class Environment:
     admin_email: str
     admin_password: str
     training_max_candidates: int | None
+    model_cache_mb: int
+    predict_max_body_mb: int
+    prediction_log_flush_s: float
 
     @property
     def is_production(self) -> bool:
@@ -139,4 +155,32 @@ def read_environment() -> Environment:
         admin_email=os.environ.get("MLMANAGER_ADMIN_EMAIL", "admin@example.com").strip().lower(),
         admin_password=os.environ.get("MLMANAGER_ADMIN_PASSWORD", ""),
         training_max_candidates=_int("MLMANAGER_TRAINING_MAX_CANDIDATES", 0) or None,
+        model_cache_mb=_int("MLMANAGER_MODEL_CACHE_MB", 512),
+        predict_max_body_mb=_int("MLMANAGER_PREDICT_MAX_BODY_MB", 20),
+        prediction_log_flush_s=_float("MLMANAGER_PREDICTION_LOG_FLUSH_S", 1.0),
+    )
+
+
+# --- the client side ---------------------------------------------------------------------------
+
+DEFAULT_CLIENT_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class ClientEnvironment:
+    """What the `mlmanager` client subcommands read: the server to call and the API token.
+
+    Kept apart from `Environment` because they are read by the calling process, often on
+    another machine than the server: reading them must not create the development secret key
+    or demand the production settings.
+    """
+
+    url: str
+    token: str
+
+
+def read_client_environment() -> ClientEnvironment:
+    return ClientEnvironment(
+        url=(os.environ.get("MLMANAGER_URL") or DEFAULT_CLIENT_URL).strip().rstrip("/"),
+        token=os.environ.get("MLMANAGER_TOKEN", "").strip(),
     )

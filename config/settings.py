@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "mlmanager.jobs",
     "mlmanager.datasets",
     "mlmanager.machines",
+    "mlmanager.predictions",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +137,12 @@ MLMANAGER_INVITATION_DAYS = 7
 # Caps the number of candidates every model search tries (unset: the budget alone decides).
 # Tests and the benchmark's fixed-fit overhead measurement set it.
 MLMANAGER_TRAINING_MAX_CANDIDATES = ENV.training_max_candidates
+# Predictions: loaded model versions kept per web process (LRU, by artifact size), the
+# largest predict request body, and how often the buffered prediction log is written
+# (0: within the request, as tests do).
+MLMANAGER_MODEL_CACHE_MB = ENV.model_cache_mb
+MLMANAGER_PREDICT_MAX_BODY_BYTES = ENV.predict_max_body_mb * 1024 * 1024
+MLMANAGER_PREDICTION_LOG_FLUSH_S = ENV.prediction_log_flush_s
 
 TASKS = {
     "default": {

@@ -7,6 +7,7 @@ from mlmanager.accounts import api as accounts_api
 from mlmanager.datasets import api as datasets_api
 from mlmanager.jobs import api as jobs_api
 from mlmanager.machines import api as machines_api
+from mlmanager.predictions import api as predictions_api
 
 api_v1 = [
     path("auth/signup/", accounts_api.SignupApi.as_view(), name="signup"),
@@ -47,6 +48,37 @@ api_v1 = [
         machines_api.MachineVersionActivateApi.as_view(),
         name="model-version-activate",
     ),
+    path(
+        "models/<int:machine_id>/predict/",
+        predictions_api.ModelPredictApi.as_view(),
+        name="model-predict",
+    ),
+    path(
+        "models/<int:machine_id>/batch_predictions/",
+        predictions_api.ModelBatchPredictionApi.as_view(),
+        name="model-batch-predictions",
+    ),
+    path(
+        "models/<int:machine_id>/feedback_dataset/",
+        predictions_api.ModelFeedbackDatasetApi.as_view(),
+        name="model-feedback-dataset",
+    ),
+    path("predictions/", predictions_api.PredictionListApi.as_view(), name="predictions"),
+    path(
+        "predictions/<str:prediction_id>/feedback/",
+        predictions_api.PredictionFeedbackApi.as_view(),
+        name="prediction-feedback",
+    ),
+    path(
+        "batch_predictions/<int:batch_id>/",
+        predictions_api.BatchPredictionDetailApi.as_view(),
+        name="batch-prediction",
+    ),
+    path(
+        "batch_predictions/<int:batch_id>/download/",
+        predictions_api.BatchPredictionDownloadApi.as_view(),
+        name="batch-prediction-download",
+    ),
     path("runs/<int:run_id>/", machines_api.RunDetailApi.as_view(), name="run"),
     path("runs/<int:run_id>/cancel/", machines_api.RunCancelApi.as_view(), name="run-cancel"),
     path("jobs/", jobs_api.JobListApi.as_view(), name="jobs"),
@@ -60,6 +92,7 @@ urlpatterns = [
     path("datasets/", include("mlmanager.datasets.urls")),
     path("models/", include("mlmanager.machines.urls")),
     path("jobs/", include("mlmanager.jobs.urls")),
+    path("", include("mlmanager.predictions.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

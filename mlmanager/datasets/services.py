@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +19,7 @@ from mlmanager.datasets.models import Dataset, dataset_storage_dir
 from mlmanager.engine.ingest import (
     SUPPORTED_EXTENSIONS,
     IngestError,
+    IngestReport,
     convert_to_parquet,
     detect_format,
 )
@@ -41,7 +43,7 @@ def _resolve_team(*, user: Any, team_id: Any) -> Any:
     return access_team(user=user, id=team.pk, action=Action.CHANGE)
 
 
-def _source_extension(filename: str) -> str:
+def source_extension(filename: str) -> str:
     suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise ApplicationError(
@@ -56,6 +58,41 @@ def _source_extension(filename: str) -> str:
     return suffix
 
 
+def checked_upload(upload: UploadedFile) -> tuple[Path, str, str]:
+    """The upload's temporary path, its client name (shown, never a path) and extension, once
+    what can be told at once is fine: a supported type, not empty, not a binary file."""
+    original_name = (upload.name or "upload")[:255]
+    extension = source_extension(original_name)
+    if not upload.size:
+        raise ApplicationError(_("The file is empty."), code="empty_file")
+    temporary_path = Path(upload.temporary_file_path())  # type: ignore[attr-defined]
+    try:
+        detect_format(temporary_path, original_name)
+    except IngestError as error:
+        raise ApplicationError(error.message, code=error.code) from None
+    return temporary_path, original_name, extension
+
+
+def convert_in_job(
+    context: JobContext, source: Path, parquet: Path, *, original_name: str, share: float
+) -> IngestReport:
+    """Convert a kept upload to Parquet within a job: progress up to `share` percent, the
+    job's cancel flag honoured, reading errors as the job's error in the reader's words."""
+    context.progress(1, _("Reading the file"), force=True)
+    try:
+        return convert_to_parquet(
+            source,
+            parquet,
+            original_name=original_name,
+            on_progress=lambda done: context.progress(done * share, _("Reading the file")),
+            should_cancel=context.is_cancel_requested,
+        )
+    except IngestError as error:
+        if error.code == "cancelled":
+            raise JobCancelled() from None
+        raise ApplicationError(error.message, code=error.code) from None
+
+
 def dataset_create(
     *, user: Any, upload: UploadedFile, name: str = "", team_id: Any = None
 ) -> Dataset:
@@ -65,16 +102,7 @@ def dataset_create(
     nothing kept; everything else is the job's to find, and ends in the dataset's `error`.
     """
     team = _resolve_team(user=user, team_id=team_id)
-    original_name = (upload.name or "upload")[:255]
-    extension = _source_extension(original_name)
-    if not upload.size:
-        raise ApplicationError(_("The file is empty."), code="empty_file")
-    temporary_path = Path(upload.temporary_file_path())  # type: ignore[attr-defined]
-    try:
-        detect_format(temporary_path, original_name)
-    except IngestError as error:
-        raise ApplicationError(error.message, code=error.code) from None
-
+    temporary_path, original_name, extension = checked_upload(upload)
     dataset = Dataset(
         team=team,
         created_by=user,
@@ -82,13 +110,49 @@ def dataset_create(
         original_filename=original_name,
         storage_dir=dataset_storage_dir(team.pk),
         source_name=f"source{extension}",
-        size_bytes=upload.size,
     )
+    _store_and_process(
+        dataset, user=user, write_source=lambda path: files.keep_upload(temporary_path, path)
+    )
+    logger.info("dataset %s uploaded (%s bytes) by user %s", dataset.pk, upload.size, user.pk)
+    return dataset
+
+
+def dataset_create_from_parquet(
+    *,
+    team: Any,
+    user: Any,
+    name: str,
+    write_parquet: Callable[[Path], None],
+    type_overrides: dict[str, str] | None = None,
+) -> Dataset:
+    """A dataset whose source is a Parquet file the platform writes (`write_parquet` gets the
+    path); processed like an upload, with the column types a user chose kept."""
+    dataset = Dataset(
+        type_overrides=dict(type_overrides or {}),
+        team=team,
+        created_by=user,
+        name=name.strip()[:200] or "dataset",
+        original_filename=f"{name.strip()[:200] or 'dataset'}.parquet",
+        storage_dir=dataset_storage_dir(team.pk),
+        source_name="source.parquet",
+    )
+    _store_and_process(dataset, user=user, write_source=write_parquet)
+    return dataset
+
+
+def _store_and_process(
+    dataset: Dataset, *, user: Any, write_source: Callable[[Path], None]
+) -> None:
+    """Write the source file, then record the dataset and queue its processing, together:
+    on any failure neither the row nor the folder remains."""
     dataset.full_clean()
     destination = files.local_path(dataset.source_path)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    team = dataset.team
     try:
-        files.keep_upload(temporary_path, destination)
+        write_source(destination)
+        dataset.size_bytes = destination.stat().st_size
         with transaction.atomic():
             dataset.save()
             job = job_create(
@@ -105,8 +169,6 @@ def dataset_create(
     except BaseException:
         files.remove_dir(dataset.storage_dir)
         raise
-    logger.info("dataset %s uploaded (%s bytes) by user %s", dataset.pk, upload.size, user.pk)
-    return dataset
 
 
 def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
@@ -118,21 +180,13 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
     parquet = files.local_path(dataset.parquet_path)
 
     if not parquet.exists():
-        context.progress(1, _("Reading the file"), force=True)
-        try:
-            report = convert_to_parquet(
-                source,
-                parquet,
-                original_name=dataset.original_filename,
-                on_progress=lambda share: context.progress(
-                    share * CONVERSION_SHARE, _("Reading the file")
-                ),
-                should_cancel=context.is_cancel_requested,
-            )
-        except IngestError as error:
-            if error.code == "cancelled":
-                raise JobCancelled() from None
-            raise ApplicationError(error.message, code=error.code) from None
+        report = convert_in_job(
+            context,
+            source,
+            parquet,
+            original_name=dataset.original_filename,
+            share=CONVERSION_SHARE,
+        )
         for note in report.notes:
             context.log(note)
         Dataset.objects.filter(pk=dataset_id).update(ingest_report=report.to_dict())

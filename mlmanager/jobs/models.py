@@ -19,6 +19,7 @@ class Job(TeamOwnedModel):
     class Kind(models.TextChoices):
         DATASET_PROCESS = "dataset.process", _("Process dataset")
         MACHINE_TRAIN = "machine.train", _("Train model")
+        BATCH_PREDICT = "batch.predict", _("Batch prediction")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

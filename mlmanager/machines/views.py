@@ -23,6 +23,7 @@ from mlmanager.engine.training import TrainingError, infer_task
 from mlmanager.machines import charts, selectors, services
 from mlmanager.machines.forms import CUSTOM_BUDGET, MachineEditForm, OutputsForm, ReviewForm
 from mlmanager.machines.models import Machine, ModelVersion
+from mlmanager.predictions.selectors import live_accuracy
 
 RUNS_SHOWN = 20
 LEADERBOARD_SHOWN = 20
@@ -166,6 +167,7 @@ def machine_detail(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
         "active_run": active_run,
         "active_version": version,
         "version_outputs": _version_display(version),
+        "accuracy": live_accuracy(machine=machine),
         "versions": selectors.versions_for_machine(machine=machine),
         "runs": list(selectors.runs_for_machine(machine=machine)[:RUNS_SHOWN]),
         "left_out": [

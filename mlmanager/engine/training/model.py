@@ -6,6 +6,7 @@ so saved models keep loading.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,15 @@ from mlmanager.engine.artifacts import load_artifact
 
 # Frames up to this many rows skip the scikit-learn pipeline (see preprocessing.RowTransform).
 FAST_MAX_ROWS = 32
+
+# Raw input rows: a DataFrame, or column name -> numpy array (all of one length).
+Rows = pd.DataFrame | Mapping[str, np.ndarray]
+
+
+def row_count(frame: Rows) -> int:
+    if isinstance(frame, pd.DataFrame):
+        return len(frame)
+    return len(next(iter(frame.values()))) if frame else 0
 
 
 class TrainedModel:
@@ -49,24 +59,24 @@ class TrainedModel:
     def input_columns(self) -> list[str]:
         return [name for name, _ in self.inputs]
 
-    def features(self, frame: pd.DataFrame) -> Any:
-        """The numeric matrix the estimator sees for `frame`."""
-        if len(frame) <= FAST_MAX_ROWS:
+    def features(self, frame: Rows) -> Any:
+        """The numeric matrix the estimator sees for `frame`: a DataFrame, or a mapping of
+        column name to a numpy array (what the serving path builds without pandas)."""
+        count = row_count(frame)
+        if count <= FAST_MAX_ROWS:
             rows = self._row_transform()
             if rows is not None:
-                missing = np.full(len(frame), None, dtype=object)
+                missing = np.full(count, None, dtype=object)
                 values = {
-                    name: frame[name].to_numpy() if name in frame.columns else missing
+                    name: np.asarray(frame[name]) if name in frame else missing
                     for name in self.input_columns
                 }
-                return rows.transform(values, len(frame))
+                return rows.transform(values, count)
         columns = {
-            name: frame[name].reset_index(drop=True)
-            if name in frame.columns
-            else pd.Series([None] * len(frame), dtype=object)
+            name: _series(frame[name]) if name in frame else pd.Series([None] * count, dtype=object)
             for name in self.input_columns
         }
-        raw = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+        raw = pd.DataFrame(columns, index=pd.RangeIndex(count))
         return self.preprocessor.transform(raw)
 
     def _row_transform(self) -> Any:
@@ -84,13 +94,13 @@ class TrainedModel:
         state.pop("_rows", None)
         return state
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Rows) -> np.ndarray:
         """Predicted labels (classification, as in the data set) or amounts (regression)."""
         if self.task == "regression":
             features = self.features(frame)
             fast = (
                 forest_predictions(self.estimator, features)
-                if len(frame) <= FAST_MAX_ROWS
+                if row_count(frame) <= FAST_MAX_ROWS
                 else None
             )
             if fast is not None:
@@ -99,13 +109,14 @@ class TrainedModel:
         chosen = self.predict_proba(frame).argmax(axis=1)
         return np.array(self.classes, dtype=object)[chosen]
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, frame: Rows) -> np.ndarray:
         """Class probabilities, one column per entry of `classes`, in that order."""
         if self.task == "regression":
             raise TypeError("a regression model has no class probabilities")
         assert self.classes is not None
         features = self.features(frame)
-        fast = forest_predictions(self.estimator, features) if len(frame) <= FAST_MAX_ROWS else None
+        small = row_count(frame) <= FAST_MAX_ROWS
+        fast = forest_predictions(self.estimator, features) if small else None
         if fast is not None:
             probabilities = fast
         else:
@@ -115,11 +126,18 @@ class TrainedModel:
         # float32 arithmetic inside some estimators leaves sums a hair off 1.
         return probabilities / probabilities.sum(axis=1, keepdims=True)
 
-    def predictions(self, frame: pd.DataFrame) -> np.ndarray:
+    def predictions(self, frame: Rows) -> np.ndarray:
         """What metrics are computed on: probabilities, or amounts for regression."""
         if self.task == "regression":
             return self.predict(frame)
         return self.predict_proba(frame)
+
+
+def _series(values: Any) -> pd.Series:
+    """A column as a Series indexed 0..n-1, keeping its dtype (numbers stay numbers)."""
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)
+    return pd.Series(values)
 
 
 def forest_predictions(estimator: Any, features: Any) -> np.ndarray | None:

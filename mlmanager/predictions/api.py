@@ -1,0 +1,319 @@
+"""API v1: predict rows, the prediction log and feedback, batch predictions."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlmanager.core.access import Action, access_team_object
+from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
+from mlmanager.core.pagination import paginated_response
+from mlmanager.core.uploads import raise_if_upload_too_large
+from mlmanager.datasets import files
+from mlmanager.datasets.api import DatasetDetailOutputSerializer
+from mlmanager.datasets.selectors import access_dataset
+from mlmanager.machines.models import Machine
+from mlmanager.predictions import batches, selectors, services
+from mlmanager.predictions.models import BatchPrediction, Prediction
+
+
+def _machine(request: Request, machine_id: int, action: Action = Action.VIEW) -> Machine:
+    # No status annotation: the predict path needs the model and its active version only.
+    return access_team_object(
+        Machine.objects.select_related("active_version", "team"),
+        user=request.user,
+        id=machine_id,
+        action=action,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+class PredictJSONParser(BaseParser):
+    """Strict JSON (NaN and Infinity refused) with the body capped at
+    MLMANAGER_PREDICT_MAX_BODY_BYTES: the declared length is checked before reading, the
+    actual length while reading."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        limit = settings.MLMANAGER_PREDICT_MAX_BODY_BYTES
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise _too_large(limit)
+        try:
+            return json.loads(body, parse_constant=_reject_constant)
+        except ValueError as error:
+            raise ApplicationError(
+                _("The body is not valid JSON: %(error)s.") % {"error": error},
+                code="invalid_json",
+            ) from None
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        _(
+            "The request body is larger than %(mb)s MB. Send fewer rows per request, "
+            "or use a batch prediction."
+        )
+        % {"mb": limit // 2**20}
+    )
+
+
+class ModelPredictApi(APIView):
+    parser_classes = [PredictJSONParser]
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        version = serializers.IntegerField(required=False, min_value=1)
+
+    class InputSerializer(serializers.Serializer[Any]):
+        rows = serializers.ListField(child=serializers.DictField(), required=False)
+        columns = serializers.DictField(child=serializers.ListField(), required=False)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        model = serializers.IntegerField()
+        model_version = serializers.IntegerField()
+        predictions = serializers.ListField(child=serializers.DictField())
+        timing_ms = serializers.DictField(child=serializers.FloatField())
+
+    @extend_schema(
+        parameters=[QuerySerializer], request=InputSerializer, responses=OutputSerializer
+    )
+    def post(self, request: Request, machine_id: int) -> Response:
+        started = time.perf_counter()
+        machine = _machine(request, machine_id)
+        version = services.version_for_prediction(
+            machine=machine, number=request.query_params.get("version")
+        )
+        body = services.predictions_make(
+            machine=machine,
+            version=version,
+            payload=request.data,
+            user=request.user,
+            token=request.auth,
+            source=Prediction.Source.API,
+            started=started,
+        )
+        return Response(body)
+
+
+# --- the log and feedback ------------------------------------------------------------------
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
+    model = serializers.IntegerField(source="machine_id")
+    model_version = serializers.IntegerField(source="version_number")
+    user = serializers.EmailField(source="user.email", allow_null=True, default=None)
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "model",
+            "model_version",
+            "source",
+            "user",
+            "inputs",
+            "outputs",
+            "latency_ms",
+            "feedback",
+            "feedback_at",
+            "created_at",
+        ]
+
+
+class PredictionListApi(APIView):
+    class FilterSerializer(serializers.Serializer[Any]):
+        model = serializers.IntegerField(required=False)
+        version = serializers.IntegerField(required=False, min_value=1)
+        source = serializers.ChoiceField(  # type: ignore[assignment]
+            choices=Prediction.Source.choices, required=False
+        )
+        has_feedback = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    @extend_schema(parameters=[FilterSerializer], responses=PredictionOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        machine = _machine(request, data["model"]) if "model" in data else None
+        predictions = selectors.predictions_for_user(
+            user=request.user,
+            machine=machine,
+            source=data.get("source"),
+            version=data.get("version"),
+            has_feedback=data.get("has_feedback"),
+        )
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=predictions,
+            serializer_class=PredictionOutputSerializer,
+        )
+
+
+class PredictionFeedbackApi(APIView):
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        actual = serializers.JSONField(
+            help_text="The true value, or an object of true values by predicted column."
+        )
+
+    @extend_schema(request=InputSerializer, responses=PredictionOutputSerializer)
+    def post(self, request: Request, prediction_id: str) -> Response:
+        prediction = selectors.access_prediction(
+            user=request.user, id=prediction_id, action=Action.CHANGE
+        )
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        prediction = services.prediction_feedback(
+            prediction=prediction, user=request.user, actual=serializer.validated_data["actual"]
+        )
+        return Response(PredictionOutputSerializer(prediction).data)
+
+
+class ModelFeedbackDatasetApi(APIView):
+    @extend_schema(request=None, responses={202: DatasetDetailOutputSerializer})
+    def post(self, request: Request, machine_id: int) -> Response:
+        machine = _machine(request, machine_id, Action.CHANGE)
+        dataset = services.feedback_dataset_create(machine=machine, user=request.user)
+        return Response(
+            DatasetDetailOutputSerializer(dataset).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
+    model = serializers.IntegerField(source="machine_id")
+    model_version = serializers.IntegerField(source="version_number")
+    format = serializers.CharField(source="output_format")
+    status = serializers.CharField(source="job.status")
+    progress = serializers.IntegerField(source="job.progress")
+    message = serializers.CharField(source="job.message")
+    error = serializers.CharField(source="job.error")
+    finished_at = serializers.DateTimeField(source="job.finished_at")
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchPrediction
+        fields = [
+            "id",
+            "model",
+            "model_version",
+            "dataset",
+            "original_filename",
+            "format",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "row_count",
+            "result_size_bytes",
+            "download_url",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_download_url(self, batch: BatchPrediction) -> str | None:
+        if batch.job.status != batch.job.Status.SUCCEEDED:
+            return None
+        url = reverse("api:batch-prediction-download", args=[batch.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class ModelBatchPredictionApi(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        file = serializers.FileField(required=False, allow_empty_file=True)
+        dataset = serializers.IntegerField(required=False)
+        format = serializers.ChoiceField(
+            choices=BatchPrediction.Format.choices, default=BatchPrediction.Format.CSV
+        )
+        version = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(responses=BatchOutputSerializer(many=True))
+    def get(self, request: Request, machine_id: int) -> Response:
+        machine = _machine(request, machine_id)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.batches_for_machine(machine=machine),
+            serializer_class=BatchOutputSerializer,
+            context={"request": request},
+        )
+
+    @extend_schema(request=InputSerializer, responses={202: BatchOutputSerializer})
+    def post(self, request: Request, machine_id: int) -> Response:
+        data = request.data  # parses the body; the size limit is enforced while it streams
+        raise_if_upload_too_large(request._request)
+        machine = _machine(request, machine_id, Action.CHANGE)
+        serializer = self.InputSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        version = services.version_for_prediction(machine=machine, number=values.get("version"))
+        dataset = None
+        if values.get("dataset") is not None:
+            dataset = access_dataset(user=request.user, id=values["dataset"])
+        batch = batches.batch_create(
+            machine=machine,
+            version=version,
+            user=request.user,
+            upload=values.get("file"),
+            dataset=dataset,
+            output_format=values["format"],
+        )
+        return Response(
+            BatchOutputSerializer(batch, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class BatchPredictionDetailApi(APIView):
+    @extend_schema(responses=BatchOutputSerializer)
+    def get(self, request: Request, batch_id: int) -> Response:
+        batch = selectors.access_batch(user=request.user, id=batch_id)
+        return Response(BatchOutputSerializer(batch, context={"request": request}).data)
+
+
+class BatchPredictionDownloadApi(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[OpenApiParameter("batch_id", int, OpenApiParameter.PATH)],
+    )
+    def get(self, request: Request, batch_id: int) -> FileResponse:
+        batch = selectors.access_batch(user=request.user, id=batch_id)
+        return batch_file_response(batch)
+
+
+def batch_file_response(batch: BatchPrediction) -> FileResponse:
+    """The result file of a finished batch, for the API and the pages alike."""
+    path = files.local_path(batch.result_path)
+    if batch.job.status != batch.job.Status.SUCCEEDED or not path.is_file():
+        raise NotFound(_("This batch has no result to download."))
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=batches.batch_download_name(batch)
+    )

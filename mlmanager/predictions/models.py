@@ -1,0 +1,122 @@
+"""What models answered: the prediction log (with feedback) and batch predictions.
+
+A Prediction is one answered row, logged from the UI or the API. Its id is a UUID chosen when
+the answer is made, so the response can name it before the buffered log reaches the database
+(see `log`). `feedback` holds the true values a user reports later, per output.
+
+A BatchPrediction is a file of rows (an upload or a dataset) predicted by a Job into a result
+file under a server-chosen folder.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from mlmanager.core.models import TeamOwnedModel
+
+
+def batch_storage_dir(team_id: int) -> str:
+    """Server-chosen folder for a batch's files: nothing a client sends becomes a path."""
+    return f"batches/team-{team_id}/{uuid.uuid4().hex}"
+
+
+class Prediction(TeamOwnedModel):
+    class Source(models.TextChoices):
+        API = "api", _("API")
+        UI = "ui", _("Web form")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    machine = models.ForeignKey(
+        "machines.Machine", on_delete=models.CASCADE, related_name="predictions"
+    )
+    version = models.ForeignKey(
+        "machines.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version_number = models.PositiveIntegerField()
+    source = models.CharField(max_length=8, choices=Source.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token = models.ForeignKey(
+        "accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict)  # per output: {"value": .., "probabilities": ..}
+    latency_ms = models.FloatField()
+    feedback = models.JSONField(null=True, blank=True)  # per output: the true value
+    feedback_at = models.DateTimeField(null=True, blank=True)
+    feedback_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["machine", "-created_at"], name="prediction_machine_recent"),
+            models.Index(fields=["team", "-created_at"], name="prediction_team_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction {self.pk} of {self.machine_id}"
+
+
+class BatchPrediction(TeamOwnedModel):
+    class Format(models.TextChoices):
+        CSV = "csv", _("CSV")
+        PARQUET = "parquet", _("Parquet")
+
+    machine = models.ForeignKey(
+        "machines.Machine", on_delete=models.CASCADE, related_name="batch_predictions"
+    )
+    version = models.ForeignKey(
+        "machines.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version_number = models.PositiveIntegerField()
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="batch")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dataset = models.ForeignKey(
+        "datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    original_filename = models.CharField(
+        max_length=255, blank=True, help_text=_("As the client named it; shown, never a path.")
+    )
+    storage_dir = models.CharField(max_length=200, unique=True)
+    source_name = models.CharField(max_length=40, blank=True)
+    output_format = models.CharField(max_length=8, choices=Format.choices, default=Format.CSV)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    result_size_bytes = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} of {self.machine_id}"
+
+    @property
+    def source_path(self) -> str:
+        return f"{self.storage_dir}/{self.source_name}"
+
+    @property
+    def input_parquet_path(self) -> str:
+        return f"{self.storage_dir}/input.parquet"
+
+    @property
+    def result_name(self) -> str:
+        return f"predictions.{self.output_format}"
+
+    @property
+    def result_path(self) -> str:
+        return f"{self.storage_dir}/{self.result_name}"
+
+    @property
+    def download_name(self) -> str:
+        """The name a download is offered under (built by the server, safe in a header)."""
+        return (
+            f"model-{self.machine_id}-v{self.version_number}-batch-{self.pk}.{self.output_format}"
+        )

@@ -1,0 +1,280 @@
+"""Predictions: answering rows (UI and API), feedback on answers, and a dataset of feedback.
+
+Batch predictions are in `batches`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from mlmanager.core.errors import ApplicationError, Conflict, NotFound
+from mlmanager.datasets import files as dataset_files
+from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.services import dataset_create_from_parquet
+from mlmanager.machines.models import Machine, ModelVersion
+from mlmanager.predictions.log import AnsweredRows, prediction_log
+from mlmanager.predictions.models import Prediction
+from mlmanager.predictions.schema import ParsedRows
+from mlmanager.predictions.serving import ServedVersion, served_version
+
+logger = logging.getLogger(__name__)
+
+# Rows read from the original dataset per step when a feedback dataset is written.
+COPY_BATCH_ROWS = 65_536
+
+
+def version_for_prediction(*, machine: Machine, number: Any = None) -> ModelVersion:
+    """The active version, or version `number` of the model (the API's `?version=n`)."""
+    if number in (None, ""):
+        if machine.active_version is None:
+            raise Conflict(
+                _("This model has no trained version yet; train it first."), code="not_trained"
+            )
+        return machine.active_version
+    try:
+        parsed = int(number)
+    except (TypeError, ValueError):
+        raise ApplicationError(_("“version” must be a version number.")) from None
+    version = ModelVersion.objects.filter(machine=machine, number=parsed).first()
+    if version is None:
+        raise NotFound(_("This model has no version %(number)s.") % {"number": parsed})
+    return version
+
+
+def predictions_make(
+    *,
+    machine: Machine,
+    version: ModelVersion,
+    payload: Any,
+    user: Any,
+    token: Any = None,
+    source: str = Prediction.Source.API,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Answer the rows of `payload` (see InputSchema.parse_payload) and log each answer.
+
+    `started` is when the request began (perf_counter), so `timing_ms.parse` includes
+    decoding the body.
+    """
+    started = time.perf_counter() if started is None else started
+    served = served_version(version)
+    parsed = served.schema.parse_payload(payload)
+    parsed_at = time.perf_counter()
+    answers = served.answer(parsed.columns)
+    answered_at = time.perf_counter()
+    ids = [uuid.uuid4() for _ in answers]
+    body = {
+        "model": machine.pk,
+        "model_version": version.number,
+        "predictions": [
+            _shape(served, answer, prediction_id)
+            for answer, prediction_id in zip(answers, ids, strict=True)
+        ],
+    }
+    total_ms = (time.perf_counter() - started) * 1000
+    body["timing_ms"] = {
+        "parse": round((parsed_at - started) * 1000, 3),
+        "model": round((answered_at - parsed_at) * 1000, 3),
+        "total": round(total_ms, 3),
+    }
+    _log(machine, version, parsed, answers, ids, user, token, source, total_ms)
+    return body
+
+
+def _shape(served: ServedVersion, answer: dict[str, Any], prediction_id: uuid.UUID) -> dict:
+    """One prediction as the API shows it: the value per output and, for a model with one
+    classification output, its probabilities by label (several: by output, then label)."""
+    shaped: dict[str, Any] = {"id": str(prediction_id)}
+    probabilities: dict[str, Any] = {}
+    for name, result in answer.items():
+        shaped[name] = result["value"]
+        if "probabilities" in result:
+            probabilities[name] = result["probabilities"]
+    if len(probabilities) == 1 and len(served.outputs) == 1:
+        shaped["probabilities"] = next(iter(probabilities.values()))
+    elif probabilities:
+        shaped["probabilities"] = probabilities
+    return shaped
+
+
+def _log(
+    machine: Machine,
+    version: ModelVersion,
+    parsed: ParsedRows,
+    answers: list[dict[str, Any]],
+    ids: list[uuid.UUID],
+    user: Any,
+    token: Any,
+    source: str,
+    total_ms: float,
+) -> None:
+    prediction_log.record(
+        AnsweredRows(
+            ids=ids,
+            row=parsed.row,
+            answers=answers,
+            team_id=machine.team_id,
+            machine_id=machine.pk,
+            version_id=version.pk,
+            version_number=version.number,
+            source=source,
+            user_id=user.pk if getattr(user, "is_authenticated", False) else None,
+            token_id=getattr(token, "pk", None),
+            latency_ms=total_ms,
+            created_at=timezone.now(),
+        )
+    )
+
+
+def prediction_explain(*, version: ModelVersion, parsed: ParsedRows) -> dict[str, Any]:
+    return served_version(version).explain(parsed.columns)
+
+
+# --- feedback ------------------------------------------------------------------------------------
+
+
+def prediction_feedback(*, prediction: Prediction, user: Any, actual: Any) -> Prediction:
+    """Record the true value(s) of an answered row. `actual` maps output names to values; for
+    a model with one output, the value alone is enough. A later call corrects an earlier one."""
+    outputs = list(prediction.outputs)
+    if not isinstance(actual, dict):
+        if len(outputs) != 1:
+            raise ApplicationError(
+                _("This model predicts several columns; send “actual” as an object by column."),
+                code="invalid_feedback",
+            )
+        actual = {outputs[0]: actual}
+    unknown = sorted(set(actual) - set(outputs))
+    if unknown or not actual:
+        raise ApplicationError(
+            _("Feedback is given for the predicted columns: %(names)s.")
+            % {"names": ", ".join(outputs)},
+            code="invalid_feedback",
+            details={"fields": unknown, "outputs": outputs},
+        )
+    clean: dict[str, Any] = {}
+    for name, value in actual.items():
+        regression = "probabilities" not in (prediction.outputs.get(name) or {})
+        clean[name] = _feedback_value(name, value, regression=regression)
+    updated = Prediction.objects.filter(pk=prediction.pk).update(
+        feedback=clean, feedback_at=timezone.now(), feedback_by=user
+    )
+    if not updated:
+        raise NotFound()
+    prediction.refresh_from_db()
+    return prediction
+
+
+def _feedback_value(name: str, value: Any, *, regression: bool) -> Any:
+    if regression:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _bad_feedback(name, _("a number"))
+        try:
+            number = float(value)
+        except ValueError:
+            raise _bad_feedback(name, _("a number")) from None
+        if not math.isfinite(number):
+            raise _bad_feedback(name, _("a number"))
+        return number
+    if not isinstance(value, str | int | float | bool) or value == "":
+        raise _bad_feedback(name, _("one of the classes"))
+    return value
+
+
+def _bad_feedback(name: str, expected: str) -> ApplicationError:
+    return ApplicationError(
+        _("The true value of “%(name)s” must be %(expected)s.")
+        % {"name": name, "expected": expected},
+        code="invalid_feedback",
+        details={"field": name},
+    )
+
+
+def feedback_dataset_create(*, machine: Machine, user: Any) -> Dataset:
+    """A new dataset: the model's dataset with the rows that got feedback appended (inputs as
+    sent, outputs as the true values), ready to train a new version on."""
+    dataset = machine.dataset
+    if dataset is None or dataset.status != Dataset.Status.READY:
+        raise Conflict(_("The model's dataset is gone or not ready."), code="dataset_missing")
+    rows = Prediction.objects.filter(machine=machine, feedback__isnull=False).values_list(
+        "inputs", "feedback"
+    )
+    if not rows.exists():
+        raise Conflict(_("No prediction of this model has feedback yet."), code="no_feedback")
+    source = dataset_files.local_path(dataset.parquet_path)
+    if not source.is_file():
+        raise Conflict(_("The model's dataset file is missing."), code="dataset_missing")
+    count = rows.count()
+
+    def write(destination: Path) -> None:
+        _write_with_feedback(source, destination, rows)
+
+    created = dataset_create_from_parquet(
+        team=machine.team,
+        user=user,
+        name=_("%(name)s + %(count)s feedback rows") % {"name": dataset.name, "count": count},
+        write_parquet=write,
+        type_overrides=dataset.type_overrides,
+    )
+    logger.info("dataset %s: %s with %s feedback rows", created.pk, dataset.pk, count)
+    return created
+
+
+def _write_with_feedback(source: Path, destination: Path, rows: QuerySet[Any, Any]) -> None:
+    original = pq.ParquetFile(source)
+    schema = original.schema_arrow
+    temporary = destination.with_name(destination.name + ".part")
+    try:
+        with pq.ParquetWriter(temporary, schema) as writer:
+            for batch in original.iter_batches(batch_size=COPY_BATCH_ROWS):
+                writer.write_batch(batch)
+            records = []
+            for inputs, feedback in rows.iterator(chunk_size=COPY_BATCH_ROWS):
+                record = {name: inputs.get(name) for name in schema.names}
+                record.update({k: v for k, v in feedback.items() if k in schema.names})
+                records.append(record)
+                if len(records) >= COPY_BATCH_ROWS:
+                    writer.write_table(_typed(records, schema))
+                    records = []
+            if records:
+                writer.write_table(_typed(records, schema))
+        temporary.replace(destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _typed(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Feedback rows in the dataset's column types; a value that does not fit becomes
+    missing (the rows came through the model's input checks, so this is rare)."""
+    columns = {}
+    for field in schema:
+        values = [record[field.name] for record in records]
+        try:
+            columns[field.name] = pa.array(values, type=field.type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            columns[field.name] = pa.array(
+                [_fit(value, field.type) for value in values], type=field.type
+            )
+    return pa.table(columns, schema=schema)
+
+
+def _fit(value: Any, type_: pa.DataType) -> Any:
+    try:
+        return pa.scalar(value).cast(type_).as_py()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        try:
+            return pa.scalar(str(value)).cast(type_).as_py()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None

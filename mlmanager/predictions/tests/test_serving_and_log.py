@@ -1,0 +1,114 @@
+"""The loaded-version cache (verified once, LRU by size) and the buffered prediction log."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from mlmanager.predictions import serving
+from mlmanager.predictions.log import AnsweredRows, PredictionLog
+from mlmanager.predictions.models import Prediction
+from mlmanager.predictions.serving import VersionCache
+from mlmanager.predictions.tests.conftest import install_version
+
+
+@pytest.mark.django_db
+def test_versions_load_once_and_the_least_recently_used_is_evicted(
+    binary_model: Any, trained_binary: Any, monkeypatch: pytest.MonkeyPatch
+):
+    loads: list[int] = []
+    real_load = serving._load
+
+    def counting_load(version: Any) -> Any:
+        loads.append(version.number)
+        return real_load(version)
+
+    monkeypatch.setattr(serving, "_load", counting_load)
+    first = binary_model.active_version
+    second = install_version(binary_model, trained_binary, number=2, activate=False)
+    third = install_version(binary_model, trained_binary, number=3, activate=False)
+    size = serving._load(first).size_bytes
+    loads.clear()
+    cache = VersionCache(limit_bytes=int(size * 2.5))  # room for two
+    assert cache.get(first) is cache.get(first)
+    cache.get(second)
+    cache.get(first)  # first is now the most recently used
+    cache.get(third)  # evicts second
+    assert first.pk in cache and third.pk in cache and second.pk not in cache
+    assert loads == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_a_tampered_artifact_is_refused_not_loaded(api: Any, binary_model: Any):
+    from mlmanager.machines import files
+
+    record = binary_model.active_version.outputs[0]
+    path = files.local_path(record["artifact"])
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    response = api.post(f"/api/v1/models/{binary_model.pk}/predict/", {"rows": [{}]}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "artifact_invalid"
+
+
+def test_the_log_is_written_in_the_background_within_its_interval(
+    transactional_db: None, owner: Any, binary_model: Any, settings: Any
+):
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0.05
+    log = PredictionLog()
+    version = binary_model.active_version
+    prediction_id = uuid.uuid4()
+    log.record(
+        AnsweredRows(
+            ids=[prediction_id],
+            row=lambda index: {"plan": "pro"},
+            answers=[{}],
+            team_id=binary_model.team_id,
+            machine_id=binary_model.pk,
+            version_id=version.pk,
+            version_number=1,
+            source="api",
+            user_id=owner.pk,
+            token_id=None,
+            latency_ms=1.0,
+            created_at=timezone.now(),
+        )
+    )
+    assert not Prediction.objects.exists()  # not on the request path
+    deadline = time.monotonic() + 5
+    while not Prediction.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert Prediction.objects.get(pk=prediction_id).inputs == {"plan": "pro"}
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0  # the writer thread ends
+
+
+@pytest.mark.django_db
+def test_feedback_right_after_a_prediction_finds_it_in_the_buffer(
+    api: Any, binary_model: Any, settings: Any
+):
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 3600  # the writer thread will not get to it
+    [answer] = api.post(
+        f"/api/v1/models/{binary_model.pk}/predict/", {"rows": [{}]}, format="json"
+    ).json()["predictions"]
+    assert not Prediction.objects.exists()
+    response = api.post(
+        f"/api/v1/predictions/{answer['id']}/feedback/", {"actual": "no"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert Prediction.objects.get().feedback == {"churned": "no"}
+
+
+@pytest.mark.django_db
+def test_a_log_write_that_fails_never_fails_the_answer(
+    api: Any, binary_model: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+):
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database is gone")
+
+    monkeypatch.setattr(Prediction.objects, "bulk_create", broken)
+    response = api.post(f"/api/v1/models/{binary_model.pk}/predict/", {"rows": [{}]}, format="json")
+    assert response.status_code == 200
+    assert "could not write 1 prediction log entries" in caplog.text

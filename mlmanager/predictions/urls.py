@@ -1,0 +1,22 @@
+from django.urls import path
+
+from mlmanager.predictions import views
+
+app_name = "predictions"
+
+urlpatterns = [
+    path("models/<int:machine_id>/predict/", views.predict, name="predict"),
+    path("models/<int:machine_id>/predictions/", views.prediction_log, name="log"),
+    path(
+        "models/<int:machine_id>/predictions/feedback-dataset/",
+        views.feedback_dataset,
+        name="feedback_dataset",
+    ),
+    path("models/<int:machine_id>/batches/", views.batch_list, name="batches"),
+    path(
+        "predictions/<uuid:prediction_id>/feedback/",
+        views.prediction_feedback,
+        name="feedback",
+    ),
+    path("batches/<int:batch_id>/download/", views.batch_download, name="batch_download"),
+]

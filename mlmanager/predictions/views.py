@@ -1,0 +1,223 @@
+"""Prediction pages: the single-prediction form, the prediction log with feedback, and batch
+predictions (upload or dataset, progress, download)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from mlmanager.core.access import Action
+from mlmanager.core.errors import ApplicationError
+from mlmanager.core.htmx import render_page_or_partial
+from mlmanager.core.requests import AuthenticatedHttpRequest
+from mlmanager.core.uploads import raise_if_upload_too_large
+from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.selectors import access_dataset, datasets_for_user
+from mlmanager.machines.selectors import access_machine
+from mlmanager.predictions import batches, selectors, services
+from mlmanager.predictions.api import batch_file_response
+from mlmanager.predictions.forms import BatchForm, FeedbackForm, PredictForm
+from mlmanager.predictions.models import Prediction
+from mlmanager.predictions.schema import InputSchema
+
+LOG_PAGE_SIZE = 50
+
+
+def _form_columns(machine: Any) -> dict[str, dict]:
+    """The dataset's column profiles (choices and ranges for the form), if it still exists."""
+    if machine.dataset is None:
+        return {}
+    return {column["name"]: column for column in machine.dataset.columns}
+
+
+@login_required
+def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
+    """GET: the form. POST: the answer, its probabilities and what moved it (htmx swaps the
+    result in; without htmx the whole page comes back with it)."""
+    machine = access_machine(user=request.user, id=machine_id)
+    version = services.version_for_prediction(machine=machine)
+    schema = InputSchema.of_version(version.inputs)
+    form = PredictForm(
+        request.POST if request.method == "POST" else None,
+        schema=schema,
+        columns=_form_columns(machine),
+    )
+    context: dict[str, Any] = {"machine": machine, "version": version, "form": form}
+    if form.is_bound and form.is_valid():
+        started = time.perf_counter()
+        row = {name: value for name, value in form.cleaned_data.items() if value is not None}
+        body = services.predictions_make(
+            machine=machine,
+            version=version,
+            payload={"rows": [row]},
+            user=request.user,
+            source=Prediction.Source.UI,
+            started=started,
+        )
+        parsed = schema.parse_rows([row])
+        context["result"] = _result(
+            body, services.prediction_explain(version=version, parsed=parsed)
+        )
+    return render_page_or_partial(
+        request,
+        page="predictions/predict.html",
+        partial="predictions/partials/_predict_form.html",
+        context=context,
+    )
+
+
+def _result(body: dict[str, Any], explanation: dict[str, list[dict]]) -> dict[str, Any]:
+    prediction = body["predictions"][0]
+    outputs = []
+    for name, moves in explanation.items():
+        probabilities = prediction.get("probabilities") or {}
+        if probabilities and not all(isinstance(v, float) for v in probabilities.values()):
+            probabilities = probabilities.get(name, {})
+        outputs.append(
+            {
+                "name": name,
+                "value": prediction[name],
+                "probabilities": sorted(probabilities.items(), key=lambda item: -item[1]),
+                "explanation": [{**move, "size": abs(move["effect"])} for move in moves],
+            }
+        )
+    return {"id": prediction["id"], "outputs": outputs, "timing_ms": body["timing_ms"]}
+
+
+@login_required
+def prediction_log(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
+    machine = access_machine(user=request.user, id=machine_id)
+    source = request.GET.get("source") or None
+    feedback = request.GET.get("feedback")
+    version = request.GET.get("version")
+    predictions = selectors.predictions_for_user(
+        user=request.user,
+        machine=machine,
+        source=source if source in Prediction.Source.values else None,
+        version=int(version) if version and version.isdigit() else None,
+        has_feedback={"yes": True, "no": False}.get(feedback or ""),
+    )
+    page = Paginator(predictions, LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render_page_or_partial(
+        request,
+        page="predictions/log.html",
+        partial="predictions/partials/_log_table.html",
+        context={
+            "machine": machine,
+            "page": page,
+            "filters": {"source": source or "", "feedback": feedback or "", "version": version},
+            "sources": Prediction.Source.choices,
+            "accuracy": selectors.live_accuracy(machine=machine),
+            "feedback_form": FeedbackForm(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def prediction_feedback(request: AuthenticatedHttpRequest, prediction_id: str) -> HttpResponse:
+    prediction = selectors.access_prediction(
+        user=request.user, id=prediction_id, action=Action.CHANGE
+    )
+    form = FeedbackForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            prediction = services.prediction_feedback(
+                prediction=prediction, user=request.user, actual=form.cleaned_data["actual"]
+            )
+        except ApplicationError as failure:
+            if failure.status_code in (403, 404):
+                raise
+            error = failure.message
+    else:
+        error = _("Enter the true value.")
+    return render(
+        request,
+        "predictions/partials/_log_row.html",
+        {"prediction": prediction, "feedback_form": FeedbackForm(), "feedback_error": error},
+    )
+
+
+@login_required
+@require_POST
+def feedback_dataset(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
+    machine = access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    try:
+        dataset = services.feedback_dataset_create(machine=machine, user=request.user)
+    except ApplicationError as error:
+        if error.status_code in (403, 404):
+            raise
+        messages.error(request, error.message)
+        return redirect("predictions:log", machine_id=machine.pk)
+    messages.success(
+        request,
+        _("Dataset “%(name)s” is being prepared; train a model on it when it is ready.")
+        % {"name": dataset.name},
+    )
+    return redirect("datasets:detail", dataset_id=dataset.pk)
+
+
+@login_required
+def batch_list(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
+    """The batches of a model and the form to start one (POST)."""
+    machine = access_machine(user=request.user, id=machine_id)
+    datasets = datasets_for_user(user=request.user, team=machine.team_id).filter(
+        status=Dataset.Status.READY
+    )
+    choices = [(dataset.pk, dataset.name) for dataset in datasets[:200]]
+    form = BatchForm(datasets=choices)
+    if request.method == "POST":
+        try:
+            # Reading request.POST streams the body; the size handler may refuse it.
+            form = BatchForm(request.POST, request.FILES, datasets=choices)
+            raise_if_upload_too_large(request)
+            if form.is_valid():
+                _batch_start(request, machine_id, form.cleaned_data)
+                messages.success(request, _("Batch prediction queued."))
+                return redirect("predictions:batches", machine_id=machine.pk)
+        except ApplicationError as error:
+            if error.status_code in (403, 404):
+                raise
+            form.add_error(None, error.message)
+    page = Paginator(selectors.batches_for_machine(machine=machine), 25).get_page(
+        request.GET.get("page")
+    )
+    return render_page_or_partial(
+        request,
+        page="predictions/batches.html",
+        partial="predictions/partials/_batch_table.html",
+        context={
+            "machine": machine,
+            "form": form,
+            "page": page,
+            "any_running": any(not batch.job.is_finished for batch in page),
+        },
+    )
+
+
+def _batch_start(request: AuthenticatedHttpRequest, machine_id: int, data: dict) -> None:
+    machine = access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    dataset = data.get("dataset")
+    batches.batch_create(
+        machine=machine,
+        version=services.version_for_prediction(machine=machine),
+        user=request.user,
+        upload=data.get("file"),
+        dataset=access_dataset(user=request.user, id=dataset) if dataset else None,
+        output_format=data["format"],
+    )
+
+
+@login_required
+def batch_download(request: AuthenticatedHttpRequest, batch_id: int) -> FileResponse:
+    batch = selectors.access_batch(user=request.user, id=batch_id)
+    return batch_file_response(batch)
