@@ -24,6 +24,28 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """On SQLite, the test database is a file (one per session), not Django's in-memory one.
+
+    Live-server tests (tests/browser, mlmanager/tests/test_client.py) use the database from
+    three threads at once: the test, the server and the job worker. In-memory test databases
+    use SQLite's shared cache, where a read that meets another connection's write fails at once
+    ("database schema is locked") instead of waiting for the busy timeout; a file in WAL mode
+    (settings' init_command) lets readers read and writers wait, as the embedded default does
+    in production.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        folder = tmp_path_factory.mktemp("database")
+        database.setdefault("TEST", {})["NAME"] = str(folder / "test.sqlite3")
+
+
 @pytest.fixture
 def owner(db: None) -> Any:
     return member("owner")

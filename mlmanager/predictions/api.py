@@ -209,6 +209,7 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
     model = serializers.IntegerField(source="machine_id")
     model_version = serializers.IntegerField(source="version_number")
     format = serializers.CharField(source="output_format")
+    job = serializers.IntegerField(source="job_id")
     status = serializers.CharField(source="job.status")
     progress = serializers.IntegerField(source="job.progress")
     message = serializers.CharField(source="job.message")
@@ -225,6 +226,7 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
             "dataset",
             "original_filename",
             "format",
+            "job",
             "status",
             "progress",
             "message",

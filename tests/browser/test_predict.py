@@ -21,7 +21,10 @@ from tests.browser.conftest import BrowserErrors
 
 @pytest.mark.browser
 def test_predict_from_the_form_and_give_feedback(
-    page: Page, owner: Any, binary_model: Any, browser_errors: BrowserErrors  # noqa: F811
+    page: Page,
+    owner: Any,
+    binary_model: Any,  # noqa: F811 - the fixture imported above
+    browser_errors: BrowserErrors,
 ) -> None:
     page.goto("/accounts/login/")
     page.locator("input[name=username]").fill(owner.email)

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mlmanager.core.errors import ApplicationError, Conflict
 from mlmanager.datasets.models import Dataset
@@ -150,19 +151,18 @@ class _Watch:
 
     def on_progress(self, progress: Progress) -> None:
         share = progress.elapsed_s / progress.budget_s if progress.budget_s else 0.0
-        message = _("%(candidates)s candidates tried") % {"candidates": progress.candidates}
-        best = finite_or_none(progress.best_score)
-        if best is not None:
-            message += _(", best score %(score).4g") % {"score": best}
-        if progress.message:
-            message += f" · {progress.message}"
+        # The engine's message already says what it is doing, how many candidates it tried
+        # and the best score so far.
+        message = progress.message or ngettext(
+            "%(count)s candidate tried", "%(count)s candidates tried", progress.candidates
+        ) % {"count": progress.candidates}
         self.context.progress(min(99.0, max(1.0, share * 100)), message)
         now = time.monotonic()
         if now - self._last_run_update >= RUN_UPDATE_MIN_INTERVAL_S:
             self._last_run_update = now
             TrainingRun.objects.filter(pk=self.run.pk).update(
                 candidates=progress.candidates,
-                best_score=best,
+                best_score=finite_or_none(progress.best_score),
                 best_estimator=(progress.best_estimator or "")[:100],
             )
 
@@ -266,7 +266,11 @@ def _record(
     # A cancel that arrived as the search ended is still the user's wish: never activate.
     cancelled = outcome.status == "cancelled" or job_is_cancel_requested(job_id=context.job_id)
     context.log(
-        _("%(candidates)s candidates tried in %(seconds).1f s.")
+        ngettext(
+            "%(candidates)s candidate tried in %(seconds).1f s.",
+            "%(candidates)s candidates tried in %(seconds).1f s.",
+            outcome.candidates,
+        )
         % {"candidates": outcome.candidates, "seconds": outcome.elapsed_s}
     )
     if not complete:
