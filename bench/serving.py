@@ -44,6 +44,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -1150,8 +1151,14 @@ def check_prerequisites(arguments: argparse.Namespace) -> None:
             raise BenchError(f"port {port} is in use; pass --port")
 
 
+def _stop_on_sigterm(signum: int, _frame: Any) -> None:
+    # SIGTERM's default ends Python without `finally`: servers and the data folder would stay.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print("Machine")
     print_table(machine_info(arguments.serving_python))
     try:
