@@ -316,6 +316,4 @@ def batch_file_response(batch: BatchPrediction) -> FileResponse:
     path = files.local_path(batch.result_path)
     if batch.job.status != batch.job.Status.SUCCEEDED or not path.is_file():
         raise NotFound(_("This batch has no result to download."))
-    return FileResponse(
-        path.open("rb"), as_attachment=True, filename=batches.batch_download_name(batch)
-    )
+    return FileResponse(path.open("rb"), as_attachment=True, filename=batch.download_name)

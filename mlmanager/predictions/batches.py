@@ -11,7 +11,7 @@ would run as a formula are prefixed with an apostrophe.
 from __future__ import annotations
 
 import logging
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -267,7 +267,3 @@ def _csv_safe(table: pa.Table) -> pa.Table:
             column = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
         columns.append(column)
     return pa.table(columns, names=table.column_names)
-
-
-def batch_download_name(batch: BatchPrediction) -> str:
-    return PurePosixPath(batch.download_name).name

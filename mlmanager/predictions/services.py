@@ -61,11 +61,13 @@ def predictions_make(
     token: Any = None,
     source: str = Prediction.Source.API,
     started: float | None = None,
+    explain: bool = False,
 ) -> dict[str, Any]:
     """Answer the rows of `payload` (see InputSchema.parse_payload) and log each answer.
 
     `started` is when the request began (perf_counter), so `timing_ms.parse` includes
-    decoding the body.
+    decoding the body. With `explain` (the web form's one row), the body also holds, per
+    output, the inputs that moved the first row's prediction most (ServedVersion.explain).
     """
     started = time.perf_counter() if started is None else started
     served = served_version(version)
@@ -89,6 +91,9 @@ def predictions_make(
         "total": round(total_ms, 3),
     }
     _log(machine, version, parsed, answers, ids, user, token, source, total_ms)
+    if explain:
+        first = {name: values[:1] for name, values in parsed.columns.items()}
+        body["explanation"] = served.explain(first)
     return body
 
 
@@ -135,10 +140,6 @@ def _log(
             created_at=timezone.now(),
         )
     )
-
-
-def prediction_explain(*, version: ModelVersion, parsed: ParsedRows) -> dict[str, Any]:
-    return served_version(version).explain(parsed.columns)
 
 
 # --- feedback ------------------------------------------------------------------------------------

@@ -61,11 +61,9 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
             user=request.user,
             source=Prediction.Source.UI,
             started=started,
+            explain=True,
         )
-        parsed = schema.parse_rows([row])
-        context["result"] = _result(
-            body, services.prediction_explain(version=version, parsed=parsed)
-        )
+        context["result"] = _result(body)
     return render_page_or_partial(
         request,
         page="predictions/predict.html",
@@ -74,8 +72,8 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
     )
 
 
-def _result(body: dict[str, Any], explanation: dict[str, list[dict]]) -> dict[str, Any]:
-    prediction = body["predictions"][0]
+def _result(body: dict[str, Any]) -> dict[str, Any]:
+    prediction, explanation = body["predictions"][0], body["explanation"]
     outputs = []
     for name, moves in explanation.items():
         probabilities = prediction.get("probabilities") or {}
