@@ -304,11 +304,10 @@ def api_token_create(
 
 
 def api_token_authenticate(*, raw: str) -> ApiToken | None:
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
-        .first()
-    )
+    found = ApiToken.objects.select_related("user").filter(
+        token_hash=hash_token(raw), revoked_at__isnull=True
+    )[:1]  # the hash is unique; no ORDER BY on the hot path of every API call
+    token = found[0] if found else None
     if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()

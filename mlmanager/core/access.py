@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from django.db import models
+from django.db.models import F
 
 from mlmanager.core.errors import NotFound, PermissionDenied
 
@@ -47,7 +48,10 @@ def team_role(*, user: Any, team_id: int) -> str | None:
 
 
 def require_team_action(*, user: Any, team_id: int, action: Action) -> str:
-    role = team_role(user=user, team_id=team_id)
+    return _allowed(team_role(user=user, team_id=team_id), action)
+
+
+def _allowed(role: str | None, action: Action) -> str:
     if role is None:
         raise NotFound()
     if action not in ROLE_ACTIONS[role]:
@@ -69,8 +73,15 @@ def parse_id(raw: Any) -> int:
 def access_team_object(
     queryset: models.QuerySet[_ModelT], *, user: Any, id: Any, action: Action = Action.VIEW
 ) -> _ModelT:
-    obj = queryset.for_user(user).filter(pk=parse_id(id)).first()  # type: ignore[attr-defined]
-    if obj is None:
+    # One query: for_user joins the caller's membership, and the role is read from that join.
+    # No ORDER BY (as .first() or the model's ordering would add) for a primary-key lookup.
+    found = list(
+        queryset.for_user(user)  # type: ignore[attr-defined]
+        .filter(pk=parse_id(id))
+        .annotate(caller_role=F("team__memberships__role"))
+        .order_by()[:1]
+    )
+    if not found:
         raise NotFound()
-    require_team_action(user=user, team_id=obj.team_id, action=action)
-    return obj
+    _allowed(found[0].caller_role, action)
+    return found[0]

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +35,7 @@ BULK_SIZE = 1000
 class AnsweredRows:
     """The rows one request answered, as the log needs them."""
 
-    ids: list[uuid.UUID]
+    ids: list[str]  # UUIDs as text
     row: Callable[[int], dict[str, Any]]  # the inputs of row i, as sent
     answers: list[dict[str, Any]]
     team_id: int

@@ -49,7 +49,7 @@ class InputField:
 
 @dataclasses.dataclass(frozen=True)
 class ParsedRows:
-    """Validated rows: one numpy object array per input (None where missing)."""
+    """Validated rows: one numpy array per input (see InputSchema._column)."""
 
     columns: dict[str, np.ndarray]
     count: int
@@ -149,17 +149,21 @@ class InputSchema:
     # --- one column --------------------------------------------------------------------------
 
     def _column(self, field: InputField, values: list[Any]) -> np.ndarray:
+        """Number inputs as float64 (NaN where missing: what the model's number step takes
+        without conversion), every other input as an object array (None where missing)."""
         kinds = {type(value) for value in values}
-        if field.type in _NUMBER_TYPES and kinds <= {int, float}:
-            numbers = np.asarray(values, dtype=np.float64)
-            if not np.isfinite(numbers).all():
-                index = int(np.flatnonzero(~np.isfinite(numbers))[0])
+        numbers = field.type in _NUMBER_TYPES
+        if numbers and kinds <= {int, float, type(None)}:
+            column = np.array(values, dtype=np.float64)  # None becomes NaN
+            infinite = np.isinf(column)  # 1e999 parses as infinity
+            if infinite.any():
+                index = int(np.flatnonzero(infinite)[0])
                 raise _wrong(field, index, values[index])
-            return numbers.astype(object)
-        if field.type not in _NUMBER_TYPES | {"json", "datetime"} and kinds <= {str, type(None)}:
+            return column
+        if not numbers and field.type not in {"json", "datetime"} and kinds <= {str, type(None)}:
             return np.asarray(values, dtype=object)
         clean = _CLEANERS.get(field.type, _scalar)
-        column = np.empty(len(values), dtype=object)
+        column = np.full(len(values), np.nan) if numbers else np.empty(len(values), dtype=object)
         for index, value in enumerate(values):
             if value is None:
                 continue

@@ -39,6 +39,20 @@ def predictions_for_user(
     return predictions  # type: ignore[return-value]
 
 
+def access_machine_to_predict(*, user: Any, id: Any) -> Machine:
+    """A model the caller may predict with, and its active version, reading only the columns
+    the predict path needs (one query of a few columns on every API call; anything else
+    loads on first use, e.g. a version's outputs when it is not in the serving cache yet)."""
+    return access_team_object(
+        Machine.objects.select_related("active_version").only(
+            "id", "team_id", "active_version__id", "active_version__number"
+        ),
+        user=user,
+        id=id,
+        action=Action.VIEW,
+    )
+
+
 def access_prediction(*, user: Any, id: Any, action: Action = Action.VIEW) -> Prediction:
     """A logged prediction by its UUID; one answered a moment ago may still be in this
     process's log buffer, which is then written first."""

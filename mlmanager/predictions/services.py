@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.db.models import QuerySet
@@ -75,7 +76,7 @@ def predictions_make(
     parsed_at = time.perf_counter()
     answers = served.answer(parsed.columns)
     answered_at = time.perf_counter()
-    ids = [uuid.uuid4() for _ in answers]
+    ids = _new_ids(len(answers))
     body = {
         "model": machine.pk,
         "model_version": version.number,
@@ -97,10 +98,25 @@ def predictions_make(
     return body
 
 
-def _shape(served: ServedVersion, answer: dict[str, Any], prediction_id: uuid.UUID) -> dict:
+def _new_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs as text, from one read of the system's random source;
+    uuid4() reads it once per id and builds an object (~25 µs each: 25 ms of a 1 000-row
+    request)."""
+    octets = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = octets.tobytes().hex()
+    return [
+        f"{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-"
+        f"{text[i + 16 : i + 20]}-{text[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
+
+
+def _shape(served: ServedVersion, answer: dict[str, Any], prediction_id: str) -> dict:
     """One prediction as the API shows it: the value per output and, for a model with one
     classification output, its probabilities by label (several: by output, then label)."""
-    shaped: dict[str, Any] = {"id": str(prediction_id)}
+    shaped: dict[str, Any] = {"id": prediction_id}
     probabilities: dict[str, Any] = {}
     for name, result in answer.items():
         shaped[name] = result["value"]
@@ -118,7 +134,7 @@ def _log(
     version: ModelVersion,
     parsed: ParsedRows,
     answers: list[dict[str, Any]],
-    ids: list[uuid.UUID],
+    ids: list[str],
     user: Any,
     token: Any,
     source: str,

@@ -83,15 +83,15 @@ class ServedVersion:
         given = [
             name
             for name, values in columns.items()
-            if values[0] is not None and name in self.schema.by_name
+            if not _missing(values[0]) and name in self.schema.by_name
         ]
         if not given:
             return {output.name: [] for output in self.outputs}
         rows = 1 + len(given)
         probes = {name: np.repeat(values, rows) for name, values in columns.items()}
         for index, name in enumerate(given, start=1):
-            probes[name] = probes[name].copy()
-            probes[name][index] = None
+            probe = probes[name]
+            probe[index] = np.nan if probe.dtype.kind == "f" else None
         explanation: dict[str, list[dict[str, Any]]] = {}
         for output in self.outputs:
             if output.task == "regression":
@@ -106,6 +106,11 @@ class ServedVersion:
                 {"input": given[i], "effect": float(effects[i])} for i in order if effects[i] != 0
             ]
         return explanation
+
+
+def _missing(value: Any) -> bool:
+    """How a parsed column marks a missing value: NaN in number columns, else None."""
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def class_key(label: Any) -> str:

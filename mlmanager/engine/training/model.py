@@ -15,8 +15,10 @@ import pandas as pd
 
 from mlmanager.engine.artifacts import load_artifact
 
-# Frames up to this many rows skip the scikit-learn pipeline (see preprocessing.RowTransform).
-FAST_MAX_ROWS = 32
+# Frames up to this many rows (the most a predict request holds) skip the scikit-learn
+# pipeline and the estimators' per-call input checks (see preprocessing.RowTransform and
+# `native_predictions`); larger ones (batch predictions) take the vectorised pipeline.
+FAST_MAX_ROWS = 10_000
 
 # Raw input rows: a DataFrame, or column name -> numpy array (all of one length).
 Rows = pd.DataFrame | Mapping[str, np.ndarray]
@@ -99,7 +101,7 @@ class TrainedModel:
         if self.task == "regression":
             features = self.features(frame)
             fast = (
-                forest_predictions(self.estimator, features)
+                native_predictions(self.estimator, features)
                 if row_count(frame) <= FAST_MAX_ROWS
                 else None
             )
@@ -116,7 +118,7 @@ class TrainedModel:
         assert self.classes is not None
         features = self.features(frame)
         small = row_count(frame) <= FAST_MAX_ROWS
-        fast = forest_predictions(self.estimator, features) if small else None
+        fast = native_predictions(self.estimator, features) if small else None
         if fast is not None:
             probabilities = fast
         else:
@@ -138,6 +140,31 @@ def _series(values: Any) -> pd.Series:
     if isinstance(values, pd.Series):
         return values.reset_index(drop=True)
     return pd.Series(values)
+
+
+def native_predictions(estimator: Any, features: Any) -> np.ndarray | None:
+    """What `estimator` (a FLAML estimator) predicts for dense float32 `features` (class
+    probabilities, or amounts), computed the way the library does it but without the
+    scikit-learn wrappers' per-call cost; None when no shortcut applies."""
+    if not isinstance(features, np.ndarray) or features.dtype != np.float32:
+        return None
+    forest = forest_predictions(estimator, features)
+    return forest if forest is not None else lightgbm_predictions(estimator, features)
+
+
+def lightgbm_predictions(estimator: Any, features: np.ndarray) -> np.ndarray | None:
+    """A LightGBM model's predictions from its booster, as LGBMClassifier.predict_proba and
+    LGBMRegressor.predict compute them, without their input validation (~0.6 ms a call)."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    model: Any = getattr(estimator, "_model", None)
+    if type(model) not in (LGBMClassifier, LGBMRegressor) or callable(model.objective):
+        return None
+    # Rows are independent, so one thread gives the same numbers as the library's n_jobs.
+    predicted = model.booster_.predict(features, num_threads=1)
+    if type(model) is LGBMClassifier and predicted.ndim == 1:
+        return np.column_stack([1.0 - predicted, predicted])
+    return predicted
 
 
 def forest_predictions(estimator: Any, features: Any) -> np.ndarray | None:

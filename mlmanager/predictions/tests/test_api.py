@@ -149,7 +149,7 @@ def test_a_version_can_be_chosen(api: APIClient, binary_model: Any, trained_bina
         ('{"rows": [{"monthly_fee": NaN}]}', "invalid_json", "NaN"),
         ('{"rows": [{"monthly_fee": Infinity}]}', "invalid_json", "Infinity"),
         ('{"rows": [{"monthly_fee": -Infinity}]}', "invalid_json", "Infinity"),
-        ('{"rows": [{"monthly_fee": 1e999}]}', "wrong_type", "monthly_fee"),
+        ('{"rows": [{"monthly_fee": 1e999}]}', "invalid_json", "Infinity"),
         ('{"rows": [{"plan": {"nested": 1}}]}', "wrong_type", "plan"),
         ('{"rows": [{"plan": ["a"]}]}', "wrong_type", "plan"),
         ('{"rows": [{"monthly_fee": "cheap"}]}', "wrong_type", "Row 0, field “monthly_fee”"),

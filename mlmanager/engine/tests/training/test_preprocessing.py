@@ -255,3 +255,25 @@ def test_a_forest_predicts_a_few_rows_as_scikit_learn_does():
                 )
                 np.testing.assert_array_equal(got, expected)
     assert forest_predictions(object(), features[:1]) is None
+
+
+def test_lightgbm_predicts_as_its_scikit_learn_wrapper_does():
+    from flaml.automl.model import LGBMEstimator
+
+    from mlmanager.engine.training.model import lightgbm_predictions, native_predictions
+
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(400, 5)).astype(np.float32)
+    features[rng.random(features.shape) < 0.05] = np.nan
+    binary = (np.nan_to_num(features[:, 0]) > 0).astype(int)
+    three = binary + (np.nan_to_num(features[:, 1]) > 1)
+    amounts = np.nan_to_num(features[:, 2]) * 2 + rng.normal(size=400)
+    for task, target in (("binary", binary), ("multiclass", three), ("regression", amounts)):
+        model = LGBMEstimator(task=task, n_estimators=20, n_jobs=2, verbose=-1)
+        model.fit(features, target)
+        for rows in (features[:1], features[:250]):
+            expected = model.predict(rows) if task == "regression" else model.predict_proba(rows)
+            np.testing.assert_array_equal(lightgbm_predictions(model, rows), expected)
+            np.testing.assert_array_equal(native_predictions(model, rows), expected)
+    assert lightgbm_predictions(object(), features[:1]) is None
+    assert native_predictions(model, features[:1].astype(np.float64)) is None
