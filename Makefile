@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-peers bench-automl bench-serving-venv bench-serving lock-serving clean
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving lock-serving clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
@@ -36,8 +36,10 @@ checks: install
 browser:
 	scripts/ensure-chromium.sh
 
+# The scale-out tests (worker processes on Celery over Redis and RabbitMQ) need PostgreSQL:
+# they run in the PostgreSQL pass only, and are deselected (not skipped) on SQLite.
 test-sqlite: install browser
-	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-fail-under=85
+	$(BIN)/pytest -m "not scale_out" --cov --cov-report=term:skip-covered --cov-fail-under=85
 
 test-postgres: install browser
 	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest
@@ -55,6 +57,14 @@ bench: install
 # Batch predictions of 1 000 000 and 5 000 000 rows through the job path (a few minutes).
 bench-batch: install
 	$(BIN)/python bench/batch.py
+
+BENCH_QUEUE_ARGS ?=
+
+# The job queue: 1 000 short jobs on the database queue, Celery over Redis and Celery over
+# RabbitMQ, then 20 trainings on one worker vs two. Needs PostgreSQL, Redis and RabbitMQ on
+# 127.0.0.1; about 15 minutes on 2 cores (BENCH_QUEUE_ARGS=--quick: a few minutes).
+bench-queue: install
+	$(BIN)/python bench/queue.py $(BENCH_QUEUE_ARGS)
 
 PEERS_VENV := bench/.venv-peers
 BENCH_AUTOML_ARGS ?=

@@ -15,6 +15,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 ENVIRONMENTS = ("development", "production")
+TASK_BACKENDS = ("database", "celery")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigurationError(RuntimeError):
@@ -105,6 +107,17 @@ class Environment:
     model_cache_mb: int
     predict_max_body_mb: int
     prediction_log_flush_s: float
+    tasks: str  # "database" (the embedded default) or "celery"
+    celery_broker_url: str
+    redis_url: str  # the channel layer and the cache in scale-out; empty: local memory
+    log_format: str
+    metrics_token: str  # required as a bearer token by /metrics; empty: see settings
+    live_port: int  # the WebSocket (ASGI) server of `mlmanager live`
+    live_url: str  # where pages open their socket; empty: this host, port `live_port`
+    job_heartbeat_s: float
+    job_stale_s: float
+    job_requeue_after_s: float
+    reaper_interval_s: float
 
     @property
     def is_production(self) -> bool:
@@ -131,6 +144,18 @@ def read_environment() -> Environment:
         raise ConfigurationError("MLMANAGER_ALLOWED_HOSTS must be set in production")
 
     port = _int("PORT", 8000)
+    tasks = os.environ.get("MLMANAGER_TASKS", "database").strip().lower()
+    if tasks not in TASK_BACKENDS:
+        raise ConfigurationError(f"MLMANAGER_TASKS must be one of {TASK_BACKENDS}, not {tasks!r}")
+    broker_url = os.environ.get("CELERY_BROKER_URL", "").strip()
+    if tasks == "celery" and not broker_url:
+        raise ConfigurationError("CELERY_BROKER_URL must be set when MLMANAGER_TASKS=celery")
+    log_format = os.environ.get("MLMANAGER_LOG_FORMAT", "text").strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigurationError(
+            f"MLMANAGER_LOG_FORMAT must be one of {LOG_FORMATS}, not {log_format!r}"
+        )
+    heartbeat_s = _float("MLMANAGER_JOB_HEARTBEAT_S", 10.0) or 10.0
     return Environment(
         environment=environment,
         debug=_bool("MLMANAGER_DEBUG", default=not production),
@@ -158,6 +183,17 @@ def read_environment() -> Environment:
         model_cache_mb=_int("MLMANAGER_MODEL_CACHE_MB", 512),
         predict_max_body_mb=_int("MLMANAGER_PREDICT_MAX_BODY_MB", 20),
         prediction_log_flush_s=_float("MLMANAGER_PREDICTION_LOG_FLUSH_S", 1.0),
+        tasks=tasks,
+        celery_broker_url=broker_url,
+        redis_url=os.environ.get("REDIS_URL", "").strip(),
+        log_format=log_format,
+        metrics_token=os.environ.get("MLMANAGER_METRICS_TOKEN", "").strip(),
+        live_port=_int("MLMANAGER_LIVE_PORT", port + 1),
+        live_url=os.environ.get("MLMANAGER_LIVE_URL", "").strip().rstrip("/"),
+        job_heartbeat_s=heartbeat_s,
+        job_stale_s=_float("MLMANAGER_JOB_STALE_S", 3 * heartbeat_s) or 3 * heartbeat_s,
+        job_requeue_after_s=_float("MLMANAGER_JOB_REQUEUE_AFTER_S", 600.0),
+        reaper_interval_s=_float("MLMANAGER_REAPER_INTERVAL_S", 15.0) or 15.0,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dj_database_url
 
 from config.env import read_environment
+from mlmanager.ops.logs import JSON_FORMATTER_OPTIONS
 
 ENV = read_environment()
 
@@ -39,9 +40,13 @@ INSTALLED_APPS = [
     "mlmanager.datasets",
     "mlmanager.machines",
     "mlmanager.predictions",
+    "mlmanager.live",
+    "mlmanager.ops",
 ]
 
 MIDDLEWARE = [
+    # First, so it counts and times every request, including those other middleware answer.
+    "mlmanager.ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -71,12 +76,19 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "mlmanager.accounts.context_processors.current_team",
+                "mlmanager.live.context_processors.live",
             ],
         },
     },
 ]
 
 DATABASES = {"default": dj_database_url.parse(ENV.database_url, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that stops answering fails a request, /readyz or a job's write within
+    # seconds rather than after the operating system's TCP timeout; a connection a server
+    # dropped (restarted, pg_terminate_backend) is noticed before it is reused.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; IMMEDIATE avoids lock upgrades
     # failing under concurrent writers; the timeout rides out short write bursts. Connections
@@ -144,12 +156,60 @@ MLMANAGER_MODEL_CACHE_MB = ENV.model_cache_mb
 MLMANAGER_PREDICT_MAX_BODY_BYTES = ENV.predict_max_body_mb * 1024 * 1024
 MLMANAGER_PREDICTION_LOG_FLUSH_S = ENV.prediction_log_flush_s
 
+# Background jobs: the same task code on the database queue (embedded default) or on Celery
+# workers (MLMANAGER_TASKS=celery, CELERY_BROKER_URL: Redis or RabbitMQ). See mlmanager/jobs.
+MLMANAGER_TASKS = ENV.tasks
+TASK_QUEUES = ["default", "training", "gpu"]
 TASKS = {
     "default": {
-        "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default", "training", "gpu"],
+        "BACKEND": (
+            "mlmanager.jobs.celery_backend.CeleryBackend"
+            if ENV.tasks == "celery"
+            else "mlmanager.jobs.database_backend.DatabaseBackend"
+        ),
+        "QUEUES": TASK_QUEUES,
     }
 }
+CELERY_BROKER_URL = ENV.celery_broker_url
+# How often running work and workers heartbeat; after how long without one a job's worker is
+# taken as dead; after how long a job still queued is sent to the queue again (a broker that
+# lost its messages); how often the reaper runs.
+MLMANAGER_JOB_HEARTBEAT_S = ENV.job_heartbeat_s
+MLMANAGER_JOB_STALE_S = ENV.job_stale_s
+MLMANAGER_JOB_REQUEUE_AFTER_S = ENV.job_requeue_after_s
+MLMANAGER_REAPER_INTERVAL_S = ENV.reaper_interval_s
+
+# The cache: local memory per process on the embedded default; Redis, shared by every process
+# of every machine, when REDIS_URL is set.
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": ENV.redis_url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+        if ENV.redis_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Live updates (mlmanager.live), served by `mlmanager live` (ASGI) beside gunicorn. With
+# REDIS_URL every process pushes its job changes through the Redis channel layer; without a
+# channel layer (the embedded default) the live server polls the database itself. Pages open
+# their socket at MLMANAGER_LIVE_URL, else on this host at MLMANAGER_LIVE_PORT.
+CHANNEL_LAYERS = (
+    {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # A Redis that does not answer must not hold a worker's progress report for long.
+            "CONFIG": {"hosts": [{"address": ENV.redis_url, "socket_connect_timeout": 2}]},
+        }
+    }
+    if ENV.redis_url
+    else {}
+)
+MLMANAGER_LIVE_URL = ENV.live_url
+MLMANAGER_LIVE_PORT = ENV.live_port
 
 if ENV.email_host:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -192,14 +252,48 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# MLMANAGER_LOG_FORMAT=json: one JSON object per line (timestamp, level, logger, message and
+# the record's extra fields) for log collectors; gunicorn's logs follow (ops.webserver).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", **JSON_FORMATTER_OPTIONS},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if ENV.log_format == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": ENV.log_level},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # JSON: Django's own handlers (DEBUG's console, runserver's) would print plain text
+        # among the JSON lines; naming their loggers here drops those handlers, and the records
+        # reach the JSON handler through the root logger.
+        **(
+            {
+                "django": {"level": "INFO", "propagate": True},
+                "django.server": {"level": "INFO", "propagate": True},
+            }
+            if ENV.log_format == "json"
+            else {}
+        ),
+    },
 }
+
+# Operations (mlmanager/ops): /metrics wants this bearer token when it is set; without one it
+# is open in development and hidden (404) in production. Redis, when configured, is one of the
+# dependencies /readyz checks.
+MLMANAGER_METRICS_TOKEN = ENV.metrics_token
+MLMANAGER_METRICS_OPEN = not ENV.is_production
+REDIS_URL = ENV.redis_url
+# Load balancers probe and Prometheus scrapes each web server directly over plain HTTP (TLS
+# ends at the proxy): a redirect to https would fail their checks. Matched against the path
+# without its leading slash.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 if ENV.is_production:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

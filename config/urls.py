@@ -7,6 +7,7 @@ from mlmanager.accounts import api as accounts_api
 from mlmanager.datasets import api as datasets_api
 from mlmanager.jobs import api as jobs_api
 from mlmanager.machines import api as machines_api
+from mlmanager.ops import views as ops_views
 from mlmanager.predictions import api as predictions_api
 
 api_v1 = [
@@ -87,6 +88,11 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Probes and metrics for load balancers and Prometheus (mlmanager/ops), at the top level
+    # and without a trailing slash, where such tools look by default.
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("", RedirectView.as_view(pattern_name="datasets:list", permanent=False)),
     path("accounts/", include("mlmanager.accounts.urls")),
     path("datasets/", include("mlmanager.datasets.urls")),

@@ -2,7 +2,8 @@
 
 `mlmanager run` is the embedded default in one command: migrate, create the admin once, load the
 demo dataset, then run the web server and a background worker together until Ctrl-C.
-`mlmanager web` and `mlmanager worker` start one of them (for separate machines or processes).
+`mlmanager web`, `mlmanager live` (the WebSocket server of the live updates) and `mlmanager
+worker` start one of them (for separate machines or processes).
 The client subcommands (upload, datasets, create-model, models, train, predict, batch,
 feedback, predictions) call a server's API with `mlmanager.client.Client`; `mlmanager COMMAND
 --help` describes each. Anything else is passed to Django's manage.py (`mlmanager migrate`,
@@ -41,6 +42,11 @@ def _manage(arguments: Sequence[str]) -> None:
 
 
 def _web_command(env: Environment) -> list[str]:
+    # Imported here, as in _web_environment: the client subcommands need no gunicorn.
+    from mlmanager.ops.webserver import JSON_LOGGER_CLASS
+
+    # MLMANAGER_LOG_FORMAT=json: gunicorn's own lines (access log included) as JSON too.
+    logger_class = ["--logger-class", JSON_LOGGER_CLASS] if env.log_format == "json" else []
     # gthread workers: uploads stream in a thread while other requests are served; the long
     # timeout leaves room for a 200 MB upload over a slow link.
     return [
@@ -60,17 +66,52 @@ def _web_command(env: Environment) -> list[str]:
         "300",
         "--access-logfile",
         "-",
+        *logger_class,
     ]
 
 
 def _web_environment() -> dict[str, str]:
     """Native libraries predict on one thread in web workers: several workers each spreading
-    a tree walk over every core was measured 7.7 times slower than one thread each."""
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
+    a tree walk over every core was measured 7.7 times slower than one thread each.
+
+    The workers count requests into one metrics folder (prometheus_client's multiprocess mode,
+    read by /metrics), emptied here because this runs as the web server starts."""
+    from mlmanager.ops.webserver import (
+        METRICS_DIRECTORY_VARIABLE,
+        metrics_directory,
+        metrics_directory_reset,
+    )
+
+    folder = metrics_directory_reset(metrics_directory(read_environment().data_dir))
+    return {**os.environ, "OMP_NUM_THREADS": "1", METRICS_DIRECTORY_VARIABLE: str(folder)}
+
+
+def _live_command(env: Environment) -> list[str]:
+    # The sockets of the live updates (mlmanager.live), apart from gunicorn so the predict
+    # API keeps its WSGI workers. One process, no --workers: one event loop holds thousands
+    # of mostly idle sockets, and each further process would load Django again.
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        env.host,
+        "--port",
+        str(env.live_port),
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
 
 
 def _worker_command() -> list[str]:
     return [sys.executable, "-m", "mlmanager.cli", "worker"]
+
+
+def _scheduler_command() -> list[str]:
+    return [sys.executable, "-m", "mlmanager.cli", "scheduler"]
 
 
 def run() -> int:
@@ -79,7 +120,9 @@ def run() -> int:
     _manage(["bootstrap"])
     processes = [
         subprocess.Popen(_web_command(env), env=_web_environment()),  # noqa: S603 - fixed command
+        subprocess.Popen(_live_command(env)),  # noqa: S603
         subprocess.Popen(_worker_command()),  # noqa: S603
+        subprocess.Popen(_scheduler_command()),  # noqa: S603
     ]
     shown_host = "127.0.0.1" if env.host in ("0.0.0.0", "") else env.host  # noqa: S104
     print(
@@ -480,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run()
     if command == "web":
         os.execve(sys.executable, _web_command(read_environment()), _web_environment())  # noqa: S606
+    if command == "live":
+        os.execv(sys.executable, _live_command(read_environment()))  # noqa: S606
     if command == "worker":
         _manage(["worker", *arguments[1:]])
         return 0
@@ -488,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("help", "-h", "--help"):
         print(__doc__)
         print(
-            "Commands: run, web, worker; "
+            "Commands: run, web, live, worker; "
             f"{', '.join(sorted(CLIENT_COMMANDS))}; and any manage.py command."
         )
         return 0

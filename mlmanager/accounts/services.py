@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from mlmanager.accounts.models import ApiToken, Invitation, Membership, Team, User, hash_token
 from mlmanager.accounts.selectors import access_team
+from mlmanager.accounts.signals import membership_removed
 from mlmanager.core.access import Action, parse_id
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 
@@ -140,6 +141,11 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
         )
     user = membership.user
     membership.delete()
+    transaction.on_commit(
+        lambda: membership_removed.send(
+            sender=Membership, user_id=user.pk, team_id=membership.team_id
+        )
+    )
     if user.current_team_id == membership.team_id:
         User.objects.filter(pk=user.pk).update(current_team=None)
 

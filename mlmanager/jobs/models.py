@@ -45,7 +45,15 @@ class Job(TeamOwnedModel):
     result = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     task_id = models.CharField(max_length=64, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
+    # What the queue carries, kept so the reaper can send the job again (a broker that lost
+    # its message, a worker that died): the django-tasks Task's module path and its kwargs.
+    queue = models.CharField(max_length=40, blank=True)
+    task_path = models.CharField(max_length=200, blank=True)
+    task_kwargs = models.JSONField(default=dict, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # How many times the reaper put this job back in the queue after its worker died.
+    requeues = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)  # Worker.name of who ran it
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -77,3 +85,49 @@ class Job(TeamOwnedModel):
             return None
         end = self.finished_at or self.heartbeat_at or self.started_at
         return (end - self.started_at).total_seconds()
+
+
+class Worker(models.Model):
+    """A process that runs jobs (EasyAutoML's "Server"): registered when it starts, heartbeating
+    while it lives. Platform infrastructure, not owned by a team; staff see it in the admin."""
+
+    class Backend(models.TextChoices):
+        DATABASE = "database", _("Database queue")
+        CELERY = "celery", _("Celery")
+
+    name = models.CharField(max_length=200, unique=True)  # hostname:pid, as Job.worker
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    backend = models.CharField(max_length=20, choices=Backend.choices)
+    queues = models.JSONField(default=list)
+    cpu_count = models.PositiveIntegerField(default=0)
+    memory_bytes = models.BigIntegerField(default=0)
+    gpus = models.JSONField(default=list, blank=True)  # [{"name": .., "memory_bytes": ..}]
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    current_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-heartbeat_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PeriodicSlot(models.Model):
+    """One row per periodic task and time slot: whoever inserts it runs the slot, so periodic
+    work runs exactly once per slot however many schedulers are running."""
+
+    name = models.CharField(max_length=100)
+    slot = models.BigIntegerField()  # seconds since 1970 // interval
+    claimed_by = models.CharField(max_length=200)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "slot"], name="periodic_slot_once")]
+
+    def __str__(self) -> str:
+        return f"{self.name} slot {self.slot} ({self.claimed_by})"

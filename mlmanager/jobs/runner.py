@@ -6,13 +6,15 @@ returns the result reference. The Job row, not the task backend, is the truth.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
 from django.utils.translation import gettext as _
 
 from mlmanager.core.errors import ApplicationError
@@ -24,8 +26,11 @@ logger = logging.getLogger(__name__)
 # Progress writes are throttled: a chatty loop must not turn into a write storm.
 PROGRESS_MIN_INTERVAL_S = 0.5
 CANCEL_CHECK_MIN_INTERVAL_S = 0.5
-# Well under jobs.services.STALE_AFTER, so a quiet but healthy job never looks orphaned.
-HEARTBEAT_INTERVAL_S = 20.0
+# Writes of a job's outcome are retried this many times, with growing pauses, when the
+# database connection is lost (a restarted database, a terminated connection).
+RECORD_ATTEMPTS = 5
+RECORD_BACKOFF_S = 0.5
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 class JobCancelled(Exception):
@@ -77,8 +82,14 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self._stop.wait(HEARTBEAT_INTERVAL_S):
-                services.job_heartbeat(job_id=self.job_id)
+            while not self._stop.wait(settings.MLMANAGER_JOB_HEARTBEAT_S):
+                try:
+                    services.job_heartbeat(job_id=self.job_id)
+                except TRANSIENT_ERRORS:
+                    # The next beat reconnects; missing beats for MLMANAGER_JOB_STALE_S
+                    # hands the job to the reaper, which is what should happen then.
+                    logger.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+                    connections.close_all()
         finally:
             connections.close_all()  # this thread's own connection
 
@@ -98,15 +109,15 @@ def run_job(
     on_failure: Callable[[str], None] | None = None,
 ) -> None:
     """`on_failure(message)` lets the owner of the work record the failure on its own object
-    (e.g. a dataset) when the work fails or is cancelled."""
+    (e.g. a dataset) when the work fails or is cancelled. It must be idempotent: it is also
+    called when a message arrives for a job that already failed (the reaper failed it, or the
+    message was delivered twice)."""
     if not services.job_claim(job_id=job_id, worker=services.worker_name()):
-        # Cancelled while still queued: the owner of the work still has to hear about it.
-        cancelled_before_start = Job.objects.filter(
-            pk=job_id, status=Job.Status.CANCELLED, started_at__isnull=True
-        ).exists()
-        if cancelled_before_start and on_failure is not None:
-            on_failure(_("Cancelled by a user."))
-        logger.info("job %s was not queued (claimed elsewhere or cancelled); skipping", job_id)
+        job = Job.objects.filter(pk=job_id).first()
+        ended = job is not None and job.status in (Job.Status.FAILED, Job.Status.CANCELLED)
+        if ended and on_failure is not None:
+            on_failure(job.error or _("Cancelled by a user."))  # type: ignore[union-attr]
+        logger.info("job %s was not queued (claimed elsewhere or ended); skipping", job_id)
         return
     job = Job.objects.get(pk=job_id)
     context = JobContext(job)
@@ -115,23 +126,50 @@ def run_job(
         with _Heartbeat(job_id):
             result = work(context)
     except JobCancelled:
-        services.job_mark_cancelled(job_id=job_id)
+        _record(services.job_mark_cancelled, job_id=job_id)
         if on_failure is not None:
             on_failure(_("Cancelled by a user."))
         logger.info("job %s cancelled", job_id)
-    except ApplicationError as error:
-        services.job_fail(job_id=job_id, error=error.message)
+    except ApplicationError as error:  # the user's input: never retried
+        _record(services.job_fail, job_id=job_id, error=error.message)
         if on_failure is not None:
             on_failure(error.message)
         logger.info("job %s failed: %s", job_id, error.message)
-    except Exception:
+    except TRANSIENT_ERRORS:
+        logger.exception("job %s lost its database connection", job_id)
+        message = _("The database connection was lost while this job ran. Start it again.")
+        _record(services.job_fail, job_id=job_id, error=message)
+        if on_failure is not None:
+            _record(on_failure, message)
+    except Exception as error:
         logger.exception("job %s crashed", job_id)
-        message = _(
-            "An internal error stopped this job. The administrator can find it in the logs."
-        )
-        services.job_fail(job_id=job_id, error=message)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            message = _(
+                "The disk is full, so this job could not write its files. "
+                "Free space, then start it again."
+            )
+        else:
+            message = _(
+                "An internal error stopped this job. The administrator can find it in the logs."
+            )
+        _record(services.job_fail, job_id=job_id, error=message)
         if on_failure is not None:
             on_failure(message)
     else:
-        services.job_succeed(job_id=job_id, result=result or {})
+        _record(services.job_succeed, job_id=job_id, result=result or {})
         logger.info("job %s succeeded", job_id)
+
+
+def _record(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a write of the job's outcome, retrying with backoff while the database connection
+    is being re-established; the last failure propagates (the reaper then ends the job)."""
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            return write(*args, **kwargs)
+        except TRANSIENT_ERRORS:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            logger.warning("recording a job outcome failed; retrying", exc_info=True)
+            connections.close_all()  # a broken connection is replaced on next use
+            time.sleep(RECORD_BACKOFF_S * 2**attempt)
+    return None

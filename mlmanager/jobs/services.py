@@ -9,21 +9,24 @@ import socket
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from django_tasks import task_backends
 
 from mlmanager.core.errors import Conflict
-from mlmanager.jobs.models import Job
+from mlmanager.jobs.models import Job, Worker
+from mlmanager.jobs.signals import job_changed
 
 logger = logging.getLogger(__name__)
 
 MAX_LOG_LINE = 1000
-# A running job whose heartbeat is older than this is taken as orphaned (its worker died).
-# Work reports progress (and so heartbeats) at least every few seconds.
-STALE_AFTER = timedelta(minutes=2)
+# A job whose worker died goes back to the queue this many times, then fails.
+MAX_REQUEUES = 1
 
 
 def worker_name() -> str:
@@ -34,26 +37,49 @@ def job_create(*, team: Any, created_by: Any, kind: str, description: str = "") 
     job = Job(team=team, created_by=created_by, kind=kind, description=description[:200])
     job.full_clean()
     job.save()
+    job_changed.send(sender=Job, job_id=job.pk)
     return job
 
 
 def job_enqueue(*, job: Job, task: Any, **task_kwargs: Any) -> None:
-    """Hands the job to the queue once the surrounding transaction commits (ids only, JSON)."""
+    """Hands the job to the queue once the surrounding transaction commits (ids only, JSON).
 
-    def enqueue() -> None:
-        result = task.enqueue(job_id=job.pk, **task_kwargs)
-        Job.objects.filter(pk=job.pk).update(task_id=str(result.id))
+    The task and its arguments are kept on the row, so the reaper can send the job again."""
+    Job.objects.filter(pk=job.pk).update(
+        queue=task.queue_name, task_path=task.module_path, task_kwargs=task_kwargs
+    )
+    transaction.on_commit(lambda: _send(job.pk, task, task_kwargs))
 
-    transaction.on_commit(enqueue)
+
+def _send(job_id: int, task: Any, task_kwargs: dict[str, Any]) -> None:
+    # Stamped before sending: a worker may start the job before a later write would land.
+    Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
+    try:
+        result = task.enqueue(job_id=job_id, **task_kwargs)
+    except Exception:
+        # The broker is unreachable even after the publish retries: the job stays queued and
+        # the reaper sends it once the broker is back (MLMANAGER_JOB_REQUEUE_AFTER_S).
+        logger.exception("job %s could not be sent to the queue; the reaper will retry", job_id)
+        return
+    Job.objects.filter(pk=job_id).update(task_id=str(result.id))
+
+
+def job_send_again(*, job: Job) -> None:
+    """Send a queued job's task again (the first message was lost, or its worker died)."""
+    _send(job.pk, import_string(job.task_path), job.task_kwargs)
 
 
 def job_claim(*, job_id: int, worker: str) -> bool:
+    """Queued → running, for one worker only: the conditional UPDATE is the atomic claim that
+    makes a message delivered twice (or sent again by the reaper) run the work once."""
     now = timezone.now()
-    return bool(
-        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=False).update(
-            status=Job.Status.RUNNING, worker=worker, started_at=now, heartbeat_at=now
-        )
-    )
+    claimed = Job.objects.filter(
+        pk=job_id, status=Job.Status.QUEUED, cancel_requested=False
+    ).update(status=Job.Status.RUNNING, worker=worker, started_at=now, heartbeat_at=now)
+    if claimed:
+        Worker.objects.filter(name=worker).update(current_job_id=job_id)
+        job_changed.send(sender=Job, job_id=job_id)
+    return bool(claimed)
 
 
 def job_report_progress(*, job_id: int, progress: int, message: str | None = None) -> None:
@@ -63,7 +89,8 @@ def job_report_progress(*, job_id: int, progress: int, message: str | None = Non
     }
     if message is not None:
         fields["message"] = message[:300]
-    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(**fields)
+    if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(**fields):
+        job_changed.send(sender=Job, job_id=job_id)
 
 
 def job_heartbeat(*, job_id: int) -> None:
@@ -76,6 +103,7 @@ def job_append_log(*, job_id: int, line: str) -> None:
     Job.objects.filter(pk=job_id).update(
         log=Concat("log", Value(f"{stamp} {line[:MAX_LOG_LINE]}\n"))
     )
+    job_changed.send(sender=Job, job_id=job_id)
 
 
 def job_is_cancel_requested(*, job_id: int) -> bool:
@@ -83,33 +111,39 @@ def job_is_cancel_requested(*, job_id: int) -> bool:
 
 
 def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "") -> bool:
-    return bool(
-        Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
-            status=Job.Status.SUCCEEDED,
-            progress=100,
-            result=result or {},
-            message=message[:300],
-            finished_at=timezone.now(),
-        )
+    return _finish(
+        job_id,
+        [Job.Status.RUNNING],
+        status=Job.Status.SUCCEEDED,
+        progress=100,
+        result=result or {},
+        message=message[:300],
     )
 
 
 def job_fail(*, job_id: int, error: str) -> bool:
-    return bool(
-        Job.objects.filter(pk=job_id, status__in=[Job.Status.RUNNING, Job.Status.QUEUED]).update(
-            status=Job.Status.FAILED, error=error, finished_at=timezone.now()
-        )
+    return _finish(
+        job_id, [Job.Status.RUNNING, Job.Status.QUEUED], status=Job.Status.FAILED, error=error
     )
 
 
 def job_mark_cancelled(*, job_id: int) -> bool:
-    return bool(
-        Job.objects.filter(pk=job_id, status__in=[Job.Status.RUNNING, Job.Status.QUEUED]).update(
-            status=Job.Status.CANCELLED,
-            message=_("Cancelled."),
-            finished_at=timezone.now(),
-        )
+    return _finish(
+        job_id,
+        [Job.Status.RUNNING, Job.Status.QUEUED],
+        status=Job.Status.CANCELLED,
+        message=_("Cancelled."),
     )
+
+
+def _finish(job_id: int, from_statuses: list[str], **fields: Any) -> bool:
+    finished = Job.objects.filter(pk=job_id, status__in=from_statuses).update(
+        finished_at=timezone.now(), **fields
+    )
+    if finished:
+        Worker.objects.filter(current_job_id=job_id).update(current_job=None)
+        job_changed.send(sender=Job, job_id=job_id)
+    return bool(finished)
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -124,30 +158,84 @@ def job_cancel(*, job: Job) -> Job:
     )
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
+    job_changed.send(sender=Job, job_id=job.pk)
     return job
 
 
-def jobs_fail_stale(*, older_than: timedelta = STALE_AFTER) -> list[int]:
-    """Fail running jobs whose worker stopped heartbeating (killed, machine lost).
+def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:
+    """The reaper: the Job rows, not the queue, decide what happens to work in flight.
 
-    Called when a worker starts, so a job never stays "running" past the next worker start.
-    Returns the ids, so the owners of the work can record the failure on their objects.
+    - A running job whose heartbeat is older than MLMANAGER_JOB_STALE_S lost its worker
+      (killed, machine gone): it goes back to the queue and is sent again, MAX_REQUEUES times,
+      then fails with a message saying why. Its task is sent in both cases, so the owner of the
+      work hears about a failure (runner.run_job tells it when the job is already finished).
+    - A job still queued MLMANAGER_JOB_REQUEUE_AFTER_S after it was sent is sent again: a
+      broker restarted without persistence loses its messages. A duplicate is harmless; the
+      claim lets one run.
+
+    Each change is a conditional UPDATE, so two reapers at once change a job once.
     """
-    cutoff = timezone.now() - older_than
-    stale = list(
-        Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).values_list(
-            "pk", flat=True
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
+    reaped: dict[str, list[int]] = {"requeued": [], "failed": [], "resent": []}
+    stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
+    for job in stale:
+        still_stale = Job.objects.filter(
+            pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale_before
         )
-    )
-    failed = [
-        job_id
-        for job_id in stale
-        if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).update(
-            status=Job.Status.FAILED,
-            error=_("The worker running this job stopped unexpectedly."),
-            finished_at=timezone.now(),
-        )
-    ]
-    for job_id in failed:
-        logger.warning("job %s failed: its worker stopped heartbeating", job_id)
-    return failed
+        if job.requeues < MAX_REQUEUES and not job.cancel_requested:
+            changed = still_stale.update(
+                status=Job.Status.QUEUED,
+                requeues=job.requeues + 1,
+                started_at=None,
+                heartbeat_at=None,
+                progress=0,
+                message=_("Its worker stopped; queued again."),
+            )
+            outcome = "requeued"
+        else:
+            changed = still_stale.update(
+                status=Job.Status.FAILED,
+                error=_("The worker running this job stopped unexpectedly."),
+                finished_at=now,
+            )
+            outcome = "failed"
+        if not changed:
+            continue
+        logger.warning("job %s %s: its worker %s stopped heartbeating", job.pk, outcome, job.worker)
+        Worker.objects.filter(current_job_id=job.pk).update(current_job=None)
+        job_changed.send(sender=Job, job_id=job.pk)
+        reaped[outcome].append(job.pk)
+        if job.task_path:
+            job_send_again(job=job)
+    resend_before = now - timedelta(seconds=settings.MLMANAGER_JOB_REQUEUE_AFTER_S)
+    waiting = Job.objects.filter(
+        status=Job.Status.QUEUED, enqueued_at__lt=resend_before, cancel_requested=False
+    ).exclude(task_path="")
+    for job in _lost(list(waiting)):
+        logger.warning("job %s still queued since %s: sending it again", job.pk, job.enqueued_at)
+        job_send_again(job=job)
+        reaped["resent"].append(job.pk)
+    return reaped
+
+
+def _lost(waiting: list[Job]) -> list[Job]:
+    """Of jobs queued a long time, those whose message may be gone: all of them, unless the
+    broker can tell how many messages its queue holds (Celery) and holds at least as many as
+    jobs wait for it — then they are a backlog, not lost, and sending again would only grow it.
+    """
+    depth = getattr(task_backends["default"], "queue_depth", None)
+    if depth is None:
+        return waiting
+    lost: list[Job] = []
+    for queue in {job.queue for job in waiting}:
+        jobs = [job for job in waiting if job.queue == queue]
+        try:
+            held = depth(queue)
+        except Exception:  # the broker is down: sending fails too; try at the next round
+            logger.warning("could not read the depth of queue %s", queue, exc_info=True)
+            continue
+        queued = Job.objects.filter(status=Job.Status.QUEUED, queue=queue).count()
+        if held < queued:
+            lost.extend(jobs)
+    return lost

@@ -24,6 +24,7 @@ from mlmanager.datasets import files as dataset_files
 from mlmanager.datasets.models import Dataset
 from mlmanager.datasets.services import dataset_create_from_parquet
 from mlmanager.machines.models import Machine, ModelVersion
+from mlmanager.ops.metrics import PREDICTIONS
 from mlmanager.predictions.log import AnsweredRows, prediction_log
 from mlmanager.predictions.models import Prediction
 from mlmanager.predictions.schema import ParsedRows
@@ -92,6 +93,7 @@ def predictions_make(
         "total": round(total_ms, 3),
     }
     _log(machine, version, parsed, answers, ids, user, token, source, total_ms)
+    PREDICTIONS.labels(source).inc(len(answers))
     if explain:
         first = {name: values[:1] for name, values in parsed.columns.items()}
         body["explanation"] = served.explain(first)

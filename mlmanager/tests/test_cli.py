@@ -1,4 +1,5 @@
-"""`mlmanager run` as a user starts it: web server and worker together, stopped by Ctrl-C."""
+"""`mlmanager run` as a user starts it: web server, live server, worker and scheduler together,
+stopped by Ctrl-C."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def _json(url: str, *, body: dict | None = None, token: str = "") -> dict:
 
 
 def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = _free_port()
+    port, live_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
         MLMANAGER_DATA_DIR=str(tmp_path),
         PORT=str(port),
+        MLMANAGER_LIVE_PORT=str(live_port),
         MLMANAGER_ADMIN_EMAIL="boss@example.com",
         MLMANAGER_ADMIN_PASSWORD=ADMIN_PASSWORD,
         WEB_CONCURRENCY="1",
@@ -86,6 +88,8 @@ def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> N
         assert status == "ready"
         assert datasets[0]["name"] == "Demo: customer churn"
         assert datasets[0]["row_count"] == 1000
+        with socket.create_connection(("127.0.0.1", live_port), timeout=10):
+            pass  # the live-update server listens too
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=30)

@@ -17,8 +17,10 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page, Response, sync_playwright
 
 from mlmanager.core.tests.live import BackgroundWorker, live_server, worker
+from mlmanager.live.tests.server import LiveSocketServer, live_socket_server
 
-__all__ = ["BackgroundWorker", "live_server", "worker"]  # fixtures, and the worker's type
+# Fixtures, and the types of two of them.
+__all__ = ["BackgroundWorker", "LiveSocketServer", "live_server", "live_socket_server", "worker"]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -65,9 +67,16 @@ def browser_errors() -> BrowserErrors:
 
 @pytest.fixture
 def page(
-    live_server: Any, browser_errors: BrowserErrors, monkeypatch: pytest.MonkeyPatch
+    live_server: Any,
+    live_socket_server: LiveSocketServer,
+    browser_errors: BrowserErrors,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> Iterator[Page]:
     """A fresh Chromium page (Debian's /usr/bin/chromium; Playwright's download is not used).
+
+    Pages open their live-update socket on `live_socket_server` (the ASGI app in a thread), as
+    they would on `mlmanager live`.
 
     Playwright's sync API keeps an asyncio event loop registered as running in this (the main)
     thread, and Django refuses synchronous database calls from such a thread
@@ -83,6 +92,7 @@ def page(
             pytrace=False,
         )
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    settings.MLMANAGER_LIVE_URL = live_socket_server.url
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS

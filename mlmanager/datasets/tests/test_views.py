@@ -22,12 +22,14 @@ def test_upload_page_to_profile_with_charts(browser, owner, run_jobs) -> None:
     assert response.status_code == 302
     assert response["Location"] == f"/datasets/{dataset.pk}/"
     processing = browser.get(f"/datasets/{dataset.pk}/").content.decode()
-    assert 'hx-trigger="every 1s"' in processing  # the page polls while the job works
+    # The page refreshes on its job's live events while the job works.
+    assert f"mlmanager:job[detail.dataset_id=={dataset.pk}] from:body" in processing
+    assert "every 5s [!mlmanagerLiveConnected]" in processing
 
     run_jobs()
 
     page = browser.get(f"/datasets/{dataset.pk}/").content.decode()
-    assert "every 1s" not in page
+    assert "every 5s" not in page
     assert "1,000 rows × 9 columns" in page
     assert page.count('<svg class="chart"') >= 7  # a drawn chart for each informative column
     assert "<rect " in page

@@ -7,6 +7,7 @@ only the child loads the ML libraries (`search`, preloaded by the fork server).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import sys
@@ -20,6 +21,7 @@ from mlmanager.engine.training.status import OutputFolder, write_json
 
 # Exit codes the parent tells apart from a crash.
 EXIT_REFUSED = 2  # a TrainingError, described in error.json
+EXIT_DISK_FULL = 3  # no space left where the run writes its files
 EXIT_PAST_DEADLINE = 4
 EXIT_ORPHANED = 5
 _WATCHDOG_INTERVAL_S = 0.5
@@ -68,6 +70,12 @@ def run(job: SearchJob) -> None:
         write_json(folder.error, {"message": exc.message, "code": exc.code})
         sys.stderr.flush()
         sys.exit(EXIT_REFUSED)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # Reported by the exit code: with the disk full, an error file may not fit either.
+        traceback.print_exc()
+        sys.exit(EXIT_DISK_FULL)
     except MemoryError:
         write_json(
             folder.error,

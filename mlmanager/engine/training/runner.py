@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlmanager.engine.training.child import EXIT_REFUSED, SearchJob
+from mlmanager.engine.training.child import EXIT_DISK_FULL, EXIT_REFUSED, SearchJob
 from mlmanager.engine.training.process import SearchProcess, cpu_count
 from mlmanager.engine.training.record import RunRecord, library_versions
 from mlmanager.engine.training.spec import (
     CV_FOLDS,
     DATASET_GONE_MESSAGE,
+    DISK_FULL_MESSAGE,
     HOLDOUT_SHARE,
     METRICS,
     TASKS,
@@ -302,6 +303,8 @@ class _Run:
             default_code = "invalid" if exitcode == EXIT_REFUSED else "crashed"
             code = error.get("code", default_code)
             raise TrainingError(error["message"], code=code, details=details)
+        if exitcode == EXIT_DISK_FULL:
+            raise TrainingError(DISK_FULL_MESSAGE, code="disk_full", details=details)
         if exitcode is not None and exitcode < 0:
             reason = f"it was stopped by signal {-exitcode}"
             if exitcode == -9:

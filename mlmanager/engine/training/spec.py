@@ -27,6 +27,10 @@ USABLE_INPUT_TYPES = frozenset(
 HOLDOUT_SHARE = 0.2
 # Folds of the cross-validation the search uses on smaller data sets.
 CV_FOLDS = 5
+DISK_FULL_MESSAGE = (
+    "The disk holding the models is full, so this model could not be saved. Free space in "
+    "the data folder (or ask the administrator to), then train again."
+)
 DATASET_GONE_MESSAGE = (
     "The data set's file is no longer there; it may have been deleted while the model was "
     "being set up or trained."

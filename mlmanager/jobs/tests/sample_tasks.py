@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -13,8 +14,9 @@ from mlmanager.jobs.runner import JobContext, run_job
 FAILURES: list[str] = []
 
 
-def _work(context: JobContext, *, steps: int, outcome: str) -> dict[str, Any]:
+def _work(context: JobContext, *, steps: int, outcome: str, pause_s: float) -> dict[str, Any]:
     for step in range(steps):
+        time.sleep(pause_s)
         context.check_cancelled()
         context.progress(100 * step / steps, f"step {step}", force=True)
         context.log(f"did step {step}")
@@ -31,5 +33,9 @@ def _work(context: JobContext, *, steps: int, outcome: str) -> dict[str, Any]:
 
 
 @task()
-def sample_job(job_id: int, steps: int = 3, outcome: str = "ok") -> None:
-    run_job(job_id, partial(_work, steps=steps, outcome=outcome), on_failure=FAILURES.append)
+def sample_job(job_id: int, steps: int = 3, outcome: str = "ok", pause_s: float = 0.0) -> None:
+    run_job(
+        job_id,
+        partial(_work, steps=steps, outcome=outcome, pause_s=pause_s),
+        on_failure=FAILURES.append,
+    )

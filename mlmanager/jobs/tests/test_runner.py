@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django_tasks_db.models import DBTaskResult
 
 from mlmanager.jobs import services
 from mlmanager.jobs.models import Job
@@ -101,32 +102,58 @@ def test_cancel_finished_job_conflicts(owner, run_jobs) -> None:
         services.job_cancel(job=job)
 
 
-def test_worker_start_fails_jobs_whose_worker_died(owner, run_jobs) -> None:
+def test_the_reaper_requeues_a_dead_workers_job_once_and_resends_lost_messages(
+    owner, run_jobs, settings
+) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
 
-    orphan = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    long_ago = timezone.now() - timedelta(minutes=5)
+    orphan = _queued_job(owner, steps=1)
     services.job_claim(job_id=orphan.pk, worker="dead-host:1")
-    Job.objects.filter(pk=orphan.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    alive = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    Job.objects.filter(pk=orphan.pk).update(heartbeat_at=long_ago)
+    alive = _queued_job(owner, steps=1)
     services.job_claim(job_id=alive.pk, worker="live-host:1")
+    lost = _queued_job(owner, steps=1)
+    Job.objects.filter(pk=lost.pk).update(enqueued_at=long_ago)
+    settings.MLMANAGER_JOB_REQUEUE_AFTER_S = 60
+    assert DBTaskResult.objects.filter(args_kwargs__kwargs__job_id=lost.pk).exists()
+    assert services.jobs_reap()["resent"] == []  # still in the queue: a backlog, not lost
+    Job.objects.filter(pk=orphan.pk).update(  # undo what that reap did to the orphan
+        status=Job.Status.RUNNING, heartbeat_at=long_ago, requeues=0
+    )
+    DBTaskResult.objects.all().delete()  # the queue lost its messages
 
-    run_jobs()  # the worker command checks for stale jobs when it starts
+    reaped = services.jobs_reap()
 
+    assert reaped == {"requeued": [orphan.pk], "failed": [], "resent": [lost.pk]}
     orphan.refresh_from_db()
-    alive.refresh_from_db()
-    assert orphan.status == Job.Status.FAILED
-    assert orphan.error == "The worker running this job stopped unexpectedly."
-    assert alive.status == Job.Status.RUNNING
+    assert (orphan.status, orphan.requeues, orphan.worker) == (Job.Status.QUEUED, 1, "dead-host:1")
+    assert Job.objects.get(pk=alive.pk).status == Job.Status.RUNNING
+    assert services.jobs_reap()["requeued"] == []  # a second reaper changes nothing
+    run_jobs()  # the worker runs the requeued job, and the lost one once despite two messages
+    for job in (orphan, lost):
+        job.refresh_from_db()
+        assert job.status == Job.Status.SUCCEEDED
+        assert job.log.count("did step 0") == 1
 
 
-def test_quiet_work_keeps_heartbeating(owner, run_jobs, monkeypatch) -> None:
+def test_periodic_work_runs_once_per_slot_with_two_schedulers() -> None:
+    from mlmanager.jobs.scheduler import Periodic, run_due
+
+    runs: list[str] = []
+    tasks = [Periodic("count", lambda: 10.0, lambda: runs.append("ran"))]
+    assert run_due(tasks, now=1000.0, owner="scheduler-a") == 1
+    assert run_due(tasks, now=1005.0, owner="scheduler-b") == 0  # same slot, other scheduler
+    assert run_due(tasks, now=1010.0, owner="scheduler-b") == 1  # next slot
+    assert runs == ["ran", "ran"]
+
+
+def test_quiet_work_keeps_heartbeating(owner, run_jobs, settings) -> None:
     import time
 
-    from mlmanager.jobs import runner
-
-    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL_S", 0.05)
+    settings.MLMANAGER_JOB_HEARTBEAT_S = 0.05
     job = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
     beats = []
 

@@ -18,7 +18,11 @@ def test_jobs_page_lists_team_jobs_and_polls_while_active(owner) -> None:
     client.force_login(owner)
     page = client.get("/jobs/").content.decode()
     assert "Load X" in page
-    assert 'hx-trigger="every 2s"' in page
+    # Live updates refresh the table; a slow poll only while the socket is down.
+    assert (
+        'hx-trigger="mlmanager:job from:body, mlmanager:resync from:body, '
+        'every 5s [!mlmanagerLiveConnected]"' in page
+    )
     partial = client.get("/jobs/", HTTP_HX_REQUEST="true").content.decode()
     assert partial.startswith('<div id="job-table"')
     detail = client.get(f"/jobs/{job.pk}/").content.decode()

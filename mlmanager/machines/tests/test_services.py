@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from mlmanager.datasets.services import dataset_delete
 from mlmanager.engine.artifacts import ArtifactError
 from mlmanager.engine.training import LEVEL_BUDGET_S, TrainingError
 from mlmanager.jobs.models import Job
-from mlmanager.jobs.services import job_claim, jobs_fail_stale
+from mlmanager.jobs.services import job_claim, jobs_reap
 from mlmanager.machines import selectors, services
 from mlmanager.machines.files import artifact_key, local_path
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
@@ -312,16 +313,22 @@ def test_dataset_deleted_before_the_run_starts(owner, make_dataset, run_jobs) ->
     assert run.job.error.startswith("The dataset was deleted while the model was training")
 
 
-@pytest.mark.django_db
-def test_run_of_a_killed_worker_is_not_active(owner, make_dataset, committing) -> None:
+def test_run_of_a_killed_worker_is_requeued_once_then_failed(owner, make_dataset, run_jobs) -> None:
     machine = _machine(owner, make_dataset(owner))
-    with committing():
-        run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(user=owner, machine=machine)
+    long_ago = timezone.now() - timedelta(minutes=5)
     assert job_claim(job_id=run.job_id, worker="dead-host:1")
-    Job.objects.filter(pk=run.job_id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    Job.objects.filter(pk=run.job_id).update(heartbeat_at=long_ago)
     assert selectors.machine_active_run(machine=machine) == run  # still looks alive
 
-    assert jobs_fail_stale() == [run.job_id]  # what the next worker start does
+    assert jobs_reap()["requeued"] == [run.job_id]  # its worker died: back in the queue, once
+    assert job_claim(job_id=run.job_id, worker="dead-host:2")
+    Job.objects.filter(pk=run.job_id).update(heartbeat_at=long_ago)
+    assert jobs_reap()["failed"] == [run.job_id]  # and again: failed
+    run.job.refresh_from_db()
+    assert run.job.requeues == 1
+    assert run.job.error == "The worker running this job stopped unexpectedly."
+    run_jobs()  # the messages the reaper sent tell the run it ended; none runs the work
 
     machine = selectors.access_machine(user=owner, id=machine.pk)
     assert selectors.machine_active_run(machine=machine) is None
@@ -330,6 +337,30 @@ def test_run_of_a_killed_worker_is_not_active(owner, make_dataset, committing) -
     run.refresh_from_db()
     assert not run.is_active
     assert second.is_active
+
+
+def test_a_full_disk_fails_the_run_with_a_clear_message_and_leaves_no_files(
+    owner, make_dataset, run_jobs
+) -> None:
+    """A real full disk: the model's folder is a 64 KB tmpfs while the run writes into it."""
+    machine = _machine(owner, make_dataset(owner))
+    folder = local_path(machine.storage_dir)
+    folder.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
+    try:
+        run = services.training_start(user=owner, machine=machine)
+        run_jobs()
+        left = list(folder.iterdir())
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+    run.job.refresh_from_db()
+    assert run.job.status == Job.Status.FAILED
+    assert "disk" in run.job.error and "full" in run.job.error, run.job.error
+    assert left == []  # no partial run folder, no artifact
+    machine.refresh_from_db()
+    assert machine.active_version is None
+    assert not ModelVersion.objects.filter(machine=machine).exists()
 
 
 def test_delete_cancels_training_and_removes_files(

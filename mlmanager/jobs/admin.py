@@ -1,0 +1,65 @@
+"""Workers and jobs in the Django admin (/admin/), for staff: who runs what, and since when."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from mlmanager.jobs.models import Job, Worker
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "backend",
+        "queue_list",
+        "cpu_count",
+        "memory_gb",
+        "gpu_list",
+        "current_job",
+        "heartbeat_at",
+        "alive",
+    ]
+    list_filter = ["backend", "hostname"]
+    readonly_fields = [field.name for field in Worker._meta.fields]
+
+    @admin.display(description=_("queues"))
+    def queue_list(self, worker: Worker) -> str:
+        return ", ".join(worker.queues)
+
+    @admin.display(description=_("memory (GB)"))
+    def memory_gb(self, worker: Worker) -> str:
+        return f"{worker.memory_bytes / 2**30:.1f}"
+
+    @admin.display(description=_("GPUs"))
+    def gpu_list(self, worker: Worker) -> str:
+        return (
+            ", ".join(
+                f"{gpu['name']} ({gpu['memory_bytes'] / 2**30:.0f} GB)" for gpu in worker.gpus
+            )
+            or "—"
+        )
+
+    @admin.display(description=_("alive"), boolean=True)
+    def alive(self, worker: Worker) -> bool:
+        stale = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
+        return worker.stopped_at is None and worker.heartbeat_at >= stale
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "team", "worker", "requeues", "created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["worker", "description"]
+    readonly_fields = [field.name for field in Job._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

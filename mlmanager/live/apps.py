@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class LiveConfig(AppConfig):
+    name = "mlmanager.live"
+    label = "live"
+
+    def ready(self) -> None:
+        from mlmanager.accounts.signals import membership_removed
+        from mlmanager.jobs.models import Job
+        from mlmanager.jobs.signals import job_changed
+        from mlmanager.live import events
+
+        job_changed.connect(events.on_job_changed, sender=Job, dispatch_uid="live.job_changed")
+        membership_removed.connect(
+            events.on_membership_removed, dispatch_uid="live.membership_removed"
+        )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    name = "mlmanager.ops"
+    verbose_name = "Operations"
