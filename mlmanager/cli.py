@@ -1,9 +1,10 @@
 """The `mlmanager` console command.
 
 `mlmanager run` is the embedded default in one command: migrate, create the admin once, load the
-demo dataset, then run the web server and a background worker together until Ctrl-C.
-`mlmanager web`, `mlmanager live` (the WebSocket server of the live updates) and `mlmanager
-worker` start one of them (for separate machines or processes).
+demo dataset, then run the web server, the live-update server, a background worker and the
+scheduler together until Ctrl-C. `mlmanager web`, `mlmanager live` (the WebSocket server of the
+live updates), `mlmanager worker` and `mlmanager scheduler` (the job reaper) start one of them
+(for separate machines or processes).
 The client subcommands (upload, datasets, create-model, models, train, predict, batch,
 feedback, predictions) call a server's API with `mlmanager.client.Client`; `mlmanager COMMAND
 --help` describes each. Anything else is passed to Django's manage.py (`mlmanager migrate`,
@@ -533,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("help", "-h", "--help"):
         print(__doc__)
         print(
-            "Commands: run, web, live, worker; "
+            "Commands: run, web, live, worker, scheduler; "
             f"{', '.join(sorted(CLIENT_COMMANDS))}; and any manage.py command."
         )
         return 0

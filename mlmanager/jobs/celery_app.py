@@ -4,11 +4,11 @@ Celery only carries messages here: one generic Celery task, `mlmanager.run_task`
 the project's django-tasks `Task`s by its module path, so task code is the same on both
 backends (`celery_backend.CeleryBackend` sends the messages). The Job row stays the truth: a
 message delivered twice runs the work at most once (jobs.services.job_claim), and a message the
-broker lost is sent again by the reaper (jobs.reaper).
+broker lost is sent again by the reaper (jobs.services.jobs_reap).
 
 Messages are JSON only (no pickle: nothing from the broker is ever unpickled). Work is
-acknowledged after it ran (`acks_late`) and a worker takes one message at a time, so a worker
-killed mid-job leaves its message to be delivered again rather than lost.
+acknowledged after it ran (`acks_late`) and each worker thread takes one message at a time, so
+a worker killed mid-job leaves its message to be delivered again rather than lost.
 """
 
 from __future__ import annotations

@@ -53,6 +53,9 @@ class Job(TeamOwnedModel):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     # How many times the reaper put this job back in the queue after its worker died.
     requeues = models.PositiveSmallIntegerField(default=0)
+    # Whether the owner of the work (a dataset, a training run, a batch) was told the job ended
+    # unsuccessfully: told once, however many duplicate messages arrive later.
+    owner_notified = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)  # Worker.name of who ran it
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,10 +1,11 @@
-"""Periodic work, exactly once per time slot however many schedulers run.
+"""Periodic work, once per time slot however many schedulers run.
 
 Each periodic task has an interval; time is cut into slots of that length. Before running a
 slot, a scheduler inserts a `PeriodicSlot(name, slot)` row; the unique constraint lets exactly
 one insert succeed, and only that scheduler runs the slot. So two schedulers (a second one
 started for availability, or by mistake) never run the reaper twice in a slot, on SQLite or
-PostgreSQL, with either task backend.
+PostgreSQL, with either task backend. A slot whose run fails is logged, not retried: the
+next slot runs the task again (the reaper's work is idempotent).
 
 The work runs in the scheduler process itself: it is a few queries, and it must not wait behind
 long jobs in a worker's queue (the reaper is what rescues those).

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -48,7 +48,9 @@ def job_enqueue(*, job: Job, task: Any, **task_kwargs: Any) -> None:
     Job.objects.filter(pk=job.pk).update(
         queue=task.queue_name, task_path=task.module_path, task_kwargs=task_kwargs
     )
-    transaction.on_commit(lambda: _send(job.pk, task, task_kwargs))
+    # robust: a broker or database error while sending must not turn the request that
+    # created the job into an error; the reaper sends what was not sent.
+    transaction.on_commit(lambda: _send(job.pk, task, task_kwargs), robust=True)
 
 
 def _send(job_id: int, task: Any, task_kwargs: dict[str, Any]) -> None:
@@ -82,19 +84,29 @@ def job_claim(*, job_id: int, worker: str) -> bool:
     return bool(claimed)
 
 
-def job_report_progress(*, job_id: int, progress: int, message: str | None = None) -> None:
+def _attempt(job_id: int, claimed_at: Any) -> Any:
+    """The job while it is running the attempt claimed at `claimed_at` (the claim's started_at,
+    which a requeue clears and the next claim replaces): the fence that keeps the writes of a
+    worker the reaper gave up on (paused, partitioned) off a later attempt. None: any attempt."""
+    running = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING)
+    return running if claimed_at is None else running.filter(started_at=claimed_at)
+
+
+def job_report_progress(
+    *, job_id: int, progress: int, message: str | None = None, claimed_at: Any = None
+) -> None:
     fields: dict[str, Any] = {
         "progress": max(0, min(100, int(progress))),
         "heartbeat_at": timezone.now(),
     }
     if message is not None:
         fields["message"] = message[:300]
-    if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(**fields):
+    if _attempt(job_id, claimed_at).update(**fields):
         job_changed.send(sender=Job, job_id=job_id)
 
 
-def job_heartbeat(*, job_id: int) -> None:
-    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+def job_heartbeat(*, job_id: int, claimed_at: Any = None) -> None:
+    _attempt(job_id, claimed_at).update(heartbeat_at=timezone.now())
 
 
 def job_append_log(*, job_id: int, line: str) -> None:
@@ -110,10 +122,21 @@ def job_is_cancel_requested(*, job_id: int) -> bool:
     return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
 
 
-def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "") -> bool:
+def job_still_claimed(*, job_id: int, claimed_at: Any) -> bool:
+    """False once the reaper took the job from this attempt (requeued or failed it)."""
+    return _attempt(job_id, claimed_at).exists()
+
+
+def job_succeed(
+    *,
+    job_id: int,
+    result: dict[str, Any] | None = None,
+    message: str = "",
+    claimed_at: Any = None,
+) -> bool:
     return _finish(
+        _attempt(job_id, claimed_at),
         job_id,
-        [Job.Status.RUNNING],
         status=Job.Status.SUCCEEDED,
         progress=100,
         result=result or {},
@@ -121,25 +144,48 @@ def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: s
     )
 
 
-def job_fail(*, job_id: int, error: str) -> bool:
+def job_fail(*, job_id: int, error: str, claimed_at: Any = None) -> bool:
+    """Running (or, with no attempt named, queued) → failed. The caller tells the owner of the
+    work, so `owner_notified` is set with it."""
     return _finish(
-        job_id, [Job.Status.RUNNING, Job.Status.QUEUED], status=Job.Status.FAILED, error=error
+        _ending(job_id, claimed_at),
+        job_id,
+        status=Job.Status.FAILED,
+        error=error,
+        owner_notified=True,
     )
 
 
-def job_mark_cancelled(*, job_id: int) -> bool:
+def job_mark_cancelled(*, job_id: int, claimed_at: Any = None) -> bool:
     return _finish(
+        _ending(job_id, claimed_at),
         job_id,
-        [Job.Status.RUNNING, Job.Status.QUEUED],
         status=Job.Status.CANCELLED,
         message=_("Cancelled."),
+        owner_notified=True,
     )
 
 
-def _finish(job_id: int, from_statuses: list[str], **fields: Any) -> bool:
-    finished = Job.objects.filter(pk=job_id, status__in=from_statuses).update(
-        finished_at=timezone.now(), **fields
+def job_notify_owner_once(*, job_id: int) -> bool:
+    """True for the one caller that gets to tell the owner of the work that the job ended
+    unsuccessfully without it hearing (the reaper failed it); later duplicates get False."""
+    return bool(
+        Job.objects.filter(
+            pk=job_id,
+            status__in=[Job.Status.FAILED, Job.Status.CANCELLED],
+            owner_notified=False,
+        ).update(owner_notified=True)
     )
+
+
+def _ending(job_id: int, claimed_at: Any) -> Any:
+    if claimed_at is not None:
+        return _attempt(job_id, claimed_at)
+    return Job.objects.filter(pk=job_id, status__in=[Job.Status.RUNNING, Job.Status.QUEUED])
+
+
+def _finish(jobs: Any, job_id: int, **fields: Any) -> bool:
+    finished = jobs.update(finished_at=timezone.now(), **fields)
     if finished:
         Worker.objects.filter(current_job_id=job_id).update(current_job=None)
         job_changed.send(sender=Job, job_id=job_id)
@@ -154,7 +200,10 @@ def job_cancel(*, job: Job) -> Job:
         raise Conflict(_("This job has already finished."), code="job_finished")
     now = timezone.now()
     Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
-        status=Job.Status.CANCELLED, cancel_requested=True, message=_("Cancelled."), finished_at=now
+        status=Job.Status.CANCELLED,
+        cancel_requested=True,
+        message=_("Cancelled."),
+        finished_at=now,
     )
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
@@ -178,45 +227,65 @@ def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
     reaped: dict[str, list[int]] = {"requeued": [], "failed": [], "resent": []}
-    stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
-    for job in stale:
-        still_stale = Job.objects.filter(
-            pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale_before
-        )
-        if job.requeues < MAX_REQUEUES and not job.cancel_requested:
-            changed = still_stale.update(
-                status=Job.Status.QUEUED,
-                requeues=job.requeues + 1,
-                started_at=None,
-                heartbeat_at=None,
-                progress=0,
-                message=_("Its worker stopped; queued again."),
-            )
-            outcome = "requeued"
-        else:
-            changed = still_stale.update(
-                status=Job.Status.FAILED,
-                error=_("The worker running this job stopped unexpectedly."),
-                finished_at=now,
-            )
-            outcome = "failed"
-        if not changed:
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before):
+        try:
+            outcome = _reap_stale(job, stale_before, now)
+        except Exception:  # one job the reaper cannot handle must not stop it for the others
+            logger.exception("the reaper could not handle job %s", job.pk)
             continue
-        logger.warning("job %s %s: its worker %s stopped heartbeating", job.pk, outcome, job.worker)
-        Worker.objects.filter(current_job_id=job.pk).update(current_job=None)
-        job_changed.send(sender=Job, job_id=job.pk)
-        reaped[outcome].append(job.pk)
-        if job.task_path:
-            job_send_again(job=job)
+        if outcome is not None:
+            reaped[outcome].append(job.pk)
     resend_before = now - timedelta(seconds=settings.MLMANAGER_JOB_REQUEUE_AFTER_S)
     waiting = Job.objects.filter(
-        status=Job.Status.QUEUED, enqueued_at__lt=resend_before, cancel_requested=False
+        Q(enqueued_at__lt=resend_before)
+        # Committed, but the process died before its on-commit send.
+        | Q(enqueued_at__isnull=True, created_at__lt=resend_before),
+        status=Job.Status.QUEUED,
+        cancel_requested=False,
     ).exclude(task_path="")
     for job in _lost(list(waiting)):
         logger.warning("job %s still queued since %s: sending it again", job.pk, job.enqueued_at)
-        job_send_again(job=job)
+        try:
+            job_send_again(job=job)
+        except Exception:
+            logger.exception("the reaper could not send job %s again", job.pk)
+            continue
         reaped["resent"].append(job.pk)
     return reaped
+
+
+def _reap_stale(job: Job, stale_before: Any, now: Any) -> str | None:
+    """Requeue or fail one running job whose heartbeat stopped; None if it changed meanwhile."""
+    still_stale = Job.objects.filter(
+        pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale_before
+    )
+    # Queued again only if it can be sent again, and not if the user asked to cancel it
+    # (checked in the UPDATE itself: a cancel arriving now makes it fail instead).
+    requeue = job.requeues < MAX_REQUEUES and bool(job.task_path)
+    changed = requeue and still_stale.filter(cancel_requested=False).update(
+        status=Job.Status.QUEUED,
+        requeues=job.requeues + 1,
+        started_at=None,
+        heartbeat_at=None,
+        progress=0,
+        message=_("Its worker stopped; queued again."),
+    )
+    outcome = "requeued"
+    if not changed:
+        changed = still_stale.update(
+            status=Job.Status.FAILED,
+            error=_("The worker running this job stopped unexpectedly."),
+            finished_at=now,
+        )
+        outcome = "failed"
+    if not changed:
+        return None
+    logger.warning("job %s %s: its worker %s stopped heartbeating", job.pk, outcome, job.worker)
+    Worker.objects.filter(current_job_id=job.pk).update(current_job=None)
+    job_changed.send(sender=Job, job_id=job.pk)
+    if job.task_path:  # requeued: to run again; failed: so the owner of the work hears of it
+        job_send_again(job=job)
+    return outcome
 
 
 def _lost(waiting: list[Job]) -> list[Job]:

@@ -36,7 +36,14 @@ def _current_team_id(user: User) -> int | None:
     return team.pk if team is not None else None
 
 
-def _is_member(user: User, team_id: int) -> bool:
+def _still_allowed(user: User, team_id: int, session: Any) -> bool:
+    """The user is still active, still signed in with this session (not logged out since),
+    and still a member of the team."""
+    if not User.objects.filter(pk=user.pk, is_active=True).exists():
+        return False
+    key = getattr(session, "session_key", None)
+    if key is None or not session.exists(key):
+        return False
     return teams_for_user(user=user).filter(pk=team_id).exists()
 
 
@@ -96,7 +103,10 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
         while True:
             await asyncio.sleep(POLL_INTERVAL_S if self.watch is not None else MEMBERSHIP_CHECK_S)
             try:
-                if not await database_sync_to_async(_is_member)(self.user, self.team_id):
+                allowed = await database_sync_to_async(_still_allowed)(
+                    self.user, self.team_id, self.scope.get("session")
+                )
+                if not allowed:
                     await self._close_not_a_member()
                     return
                 if self.watch is not None:
@@ -109,5 +119,9 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
                 logger.warning("live: looking at team %s failed", self.team_id, exc_info=True)
 
     async def _close_not_a_member(self) -> None:
-        logger.info("live: user %s is no member of team %s; closing", self.user.pk, self.team_id)
+        logger.info(
+            "live: user %s is signed out or no member of team %s; closing",
+            self.user.pk,
+            self.team_id,
+        )
         await self.close(code=CLOSE_NOT_A_MEMBER)

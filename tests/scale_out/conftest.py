@@ -40,7 +40,7 @@ BROKERS = {
 HEARTBEAT_S = 1.0
 STALE_S = 4.0
 REQUEUE_AFTER_S = 3.0
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 120.0  # two workers importing the ML libraries on two busy cores
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -79,15 +79,18 @@ class Processes:
         process = self._start(
             "worker", ["worker", "--queues", queues, "--concurrency", str(concurrency)]
         )
-        wait_for(
-            lambda: (
-                Worker.objects.filter(stopped_at=None, pid=process.pid)
-                .exclude(name__in=before)
-                .exists()
-            ),
-            STARTUP_TIMEOUT_S,
-            "the worker to register",
-        )
+        try:
+            wait_for(
+                lambda: (
+                    Worker.objects.filter(stopped_at=None, pid=process.pid)
+                    .exclude(name__in=before)
+                    .exists()
+                ),
+                STARTUP_TIMEOUT_S,
+                "the worker to register",
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}:\n{self.log_text()}") from None
         return process
 
     def scheduler(self) -> subprocess.Popen:

@@ -15,9 +15,10 @@ import pandas as pd
 
 from mlmanager.engine.artifacts import load_artifact
 
-# Frames up to this many rows (the most a predict request holds) skip the scikit-learn
-# pipeline and the estimators' per-call input checks (see preprocessing.RowTransform and
-# `native_predictions`); larger ones (batch predictions) take the vectorised pipeline.
+# Frames up to this many rows (the most a predict request holds; also a small batch file or
+# a batch's last chunk) skip the scikit-learn pipeline and the estimators' per-call input
+# checks (see preprocessing.RowTransform and `native_predictions`); larger ones take the
+# vectorised pipeline. Both give the same numbers (tests/training/test_preprocessing.py).
 FAST_MAX_ROWS = 10_000
 
 # Raw input rows: a DataFrame, or column name -> numpy array (all of one length).

@@ -517,7 +517,7 @@ def _one_hot_block(encoder: OneHotEncoder, names: list[str]) -> Any:
     def block(columns: dict[str, np.ndarray], rows: int) -> Any:
         result = np.zeros((rows, offsets[-1]), dtype=np.float32)
         every_row = np.arange(rows)
-        for offset, name, lookup in zip(offsets, names, lookups, strict=False):
+        for offset, name, lookup in zip(offsets[:-1], names, lookups, strict=True):
             indices = np.fromiter(
                 (lookup.get(text, -1) for text in as_text(columns[name])), np.int64, rows
             )

@@ -165,3 +165,32 @@ def test_quiet_work_keeps_heartbeating(owner, run_jobs, settings) -> None:
 
     run_job(job.pk, quiet_work)
     assert beats == [True]
+
+
+def test_a_worker_the_reaper_gave_up_on_cannot_touch_the_next_attempt(owner) -> None:
+    job = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    told: list[str] = []
+
+    def work(context) -> dict:
+        # Meanwhile the reaper took the job from this (paused) worker and another claimed it.
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED, started_at=None)
+        assert services.job_claim(job_id=job.pk, worker="other-host:2")
+        context.progress(50, "written by the old attempt", force=True)  # fenced off
+        context.check_cancelled()  # the old attempt stops here
+        return {"never": "recorded"}
+
+    run_job(job.pk, work, on_failure=told.append)
+
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.progress) == (Job.Status.RUNNING, "other-host:2", 0)
+    assert job.message != "written by the old attempt" and job.result == {}
+    assert told == []  # the owner's object belongs to the new attempt now
+
+
+def test_the_owner_hears_once_of_a_job_the_reaper_failed(owner) -> None:
+    job = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, error="Its worker died.")
+    told: list[str] = []
+    for _ in range(3):  # the reaper's message, then two duplicates
+        run_job(job.pk, lambda context: {}, on_failure=told.append)
+    assert told == ["Its worker died."]

@@ -216,3 +216,29 @@ def test_another_users_removal_does_not_close_the_socket(mode: str) -> None:
         await communicator.disconnect()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("ending", ["logged_out", "deactivated"])
+def test_poll_mode_socket_closes_once_the_user_is_signed_out_or_deactivated(
+    poll_mode: str, ending: str
+) -> None:
+    from django.contrib.sessions.models import Session
+
+    user = member()
+    communicator = socket(user)
+
+    def end() -> None:
+        if ending == "logged_out":
+            Session.objects.all().delete()  # what logging out (or flushing sessions) does
+        else:
+            type(user).objects.filter(pk=user.pk).update(is_active=False)
+
+    async def scenario() -> None:
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        await database_sync_to_async(end)()
+        closed = await communicator.receive_output(timeout=TIMEOUT)
+        assert closed == {"type": "websocket.close", "code": CLOSE_NOT_A_MEMBER}
+        await communicator.disconnect(code=CLOSE_NOT_A_MEMBER)
+
+    run(scenario)

@@ -244,11 +244,13 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
             logger.warning("model %s: run %s failed: %s", machine.pk, run.pk, error.details)
         failure = training_error(error)
     except BaseException:
+        context.check_still_claimed()  # the folder is a later attempt's now: leave it
         files.remove_dir(files.run_partial_dir(machine.storage_dir, run.pk))
         watch.check_existence()
         if watch.gone:  # the data vanished under the engine: say so, not "internal error"
             raise ApplicationError(watch.gone) from None
         raise
+    context.check_still_claimed()  # from here on, files and the version are this attempt's
     watch.check_existence()
     if watch.gone:
         failure = ApplicationError(watch.gone)
