@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -125,5 +126,9 @@ class Command(BaseCommand):
             "INFO",
             "--without-gossip",
             "--without-mingle",
+            # A node name of its own (the pid survives execve): two workers on one host named
+            # alike share RabbitMQ's exclusive remote-control queue, and the second one fails.
+            "--hostname",
+            f"mlmanager-{os.getpid()}@{socket.gethostname()}",
         ]
         os.execve(sys.executable, command, environment)  # noqa: S606 - a fixed command
