@@ -64,7 +64,7 @@ BENCH_QUEUE_ARGS ?=
 # RabbitMQ, then 20 trainings on one worker vs two. Needs PostgreSQL, Redis and RabbitMQ on
 # 127.0.0.1; about 15 minutes on 2 cores (BENCH_QUEUE_ARGS=--quick: a few minutes).
 bench-queue: install
-	$(BIN)/python bench/queue.py $(BENCH_QUEUE_ARGS)
+	$(BIN)/python bench/job_queue.py $(BENCH_QUEUE_ARGS)
 
 PEERS_VENV := bench/.venv-peers
 BENCH_AUTOML_ARGS ?=

@@ -1,7 +1,7 @@
 """Benchmark: the job queue — short jobs on each backend, and training on one worker vs two.
 
-    python bench/queue.py              # 1 000 short jobs per backend and concurrency, 20 trainings
-    python bench/queue.py --quick      # 100 short jobs, 4 trainings: a smoke run (a few minutes)
+    python bench/job_queue.py          # 1 000 short jobs per backend and concurrency, 20 trainings
+    python bench/job_queue.py --quick  # 100 short jobs, 4 trainings: a smoke run (a few minutes)
 
 Everything runs against real services on 127.0.0.1: a fresh PostgreSQL database (created,
 migrated, dropped at the end), a dedicated Redis database number and RabbitMQ's default vhost
@@ -50,21 +50,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# This file is named like the standard library's `queue`, and `python bench/queue.py` puts
-# bench/ first on the path, where pandas, Celery and kombu would find this file instead: import
-# the real one with bench/ off the path (sys.modules keeps it), then put bench/ back for the
-# helpers below. None of the modules above imports `queue`.
-_BENCH_DIR = str(Path(__file__).resolve().parent)
-for _entry in [item for item in sys.path if item and Path(item).resolve() == Path(_BENCH_DIR)]:
-    sys.path.remove(_entry)
-import queue  # noqa: E402, F401
-
-sys.path.insert(0, _BENCH_DIR)
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import upload_profile as kit  # noqa: E402
-from machine import cpu_model, total_memory_gb  # noqa: E402
+import numpy as np
+import pandas as pd
+import upload_profile as kit
+from machine import cpu_model, total_memory_gb
 
 BACKENDS = ("database", "celery-redis", "celery-rabbitmq")
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432"
