@@ -7,20 +7,25 @@ What the serving issue asks for, all on 127.0.0.1:
    data folder, `mlmanager web` (gunicorn) and `mlmanager worker`, the Parquet file uploaded,
    a model created and trained over the API (the search capped at a few candidates); the worker
    is stopped once the version exists;
-2. the version's signed artifact is that one model, served two ways with the same number of
-   worker processes: MLManager's `POST /api/v1/models/<id>/predict/` on `mlmanager web`, and
+2. the version's signed artifact is that one model, served with the same number of worker
+   processes by MLManager's `POST /api/v1/models/<id>/predict/` on `mlmanager web`, and by
    `mlflow models serve` (MLflow's venv, bench/.venv-serving) on an MLflow pyfunc model that
-   loads the same file with the engine's `load_model` (bench/serving_mlflow.py); both answers
-   are checked against the in-process probabilities before anything is timed;
+   loads the same file with the engine's `load_model` (bench/serving_mlflow.py), twice (see
+   MLFLOW_PEERS): as `pip install mlflow` serves it (uvicorn alone: the asyncio event loop and
+   h11, where uvicorn issue #3149 adds ~44 ms to every keep-alive request), and with uvicorn's
+   [standard] extra (uvloop and httptools: no such delay), which `mlflow[genai]` brings, and
+   which this venv has anyway (MLManager's own dependencies); every answer is checked against
+   the in-process probabilities before anything is timed;
 3. the in-process floor: `TrainedModel.predict_proba` on 1, 100 and 1 000 rows (a DataFrame as
    read from the Parquet file; no parsing, no HTTP);
 4. bounded load, one server at a time: a fixed number of requests at each concurrency (1 and 16)
    with 1-row and 100-row requests, then one 1 000-row request repeated at concurrency 1;
    keep-alive connections from client threads (http.client), per-request latencies;
 5. prints req/s, p50, p99 and rows/s per case and server, the ratios, and judges the goals:
-   single-row p50 ≤ 0.25 × MLflow's; single-row req/s at concurrency 16 ≥ 5 × MLflow's; a
-   1 000-row request ≥ 0.3 × the in-process rows/s. The client's own cost is measured too
-   (its CPU time per case, and its ceiling against a canned-response server).
+   single-row p50 ≤ 0.25 × MLflow's; single-row req/s at concurrency 16 ≥ 5 × MLflow's
+   (against each MLflow); a 1 000-row request ≥ 0.3 × the in-process rows/s. The client's own
+   cost is measured too (its CPU time per case, and its ceiling against a canned-response
+   server).
 
 Run from the repository root (MLflow's venv first; see bench/README.md):
 
@@ -107,6 +112,22 @@ WARM_UP_REQUESTS = 64
 MATCH_TOLERANCE = 1e-6  # served probabilities vs in-process ones
 CLIENT_CEILING_MARGIN = 2.0  # the client must drive ≥ this × the fastest measured rate
 MB = 1024 * 1024
+SERVER_WIDTH = 13  # the longest server name in the tables
+
+# MLflow's scoring server two ways: (name, uvicorn's settings as environment variables, what it
+# stands for). `mlflow models serve` starts `uvicorn --workers N`; uvicorn reads UVICORN_<OPTION>.
+MLFLOW_PEERS = (
+    (
+        "mlflow",
+        {"UVICORN_LOOP": "asyncio", "UVICORN_HTTP": "h11"},
+        "as `pip install mlflow` serves: uvicorn without extras (asyncio loop, h11)",
+    ),
+    (
+        "mlflow+uvloop",
+        {"UVICORN_LOOP": "uvloop", "UVICORN_HTTP": "httptools"},
+        "with uvicorn[standard] (uvloop, httptools), as `pip install mlflow[genai]` serves",
+    ),
+)
 
 
 # --- The table -----------------------------------------------------------------------------------
@@ -643,12 +664,19 @@ def save_mlflow_model(
 
 
 def start_mlflow(
-    serving_python: Path, model_dir: Path, port: int, workers: int, key_hex: str, log: Path
+    serving_python: Path,
+    model_dir: Path,
+    port: int,
+    workers: int,
+    key_hex: str,
+    log: Path,
+    uvicorn_env: dict[str, str],
 ) -> subprocess.Popen[bytes]:
     bin_dir = serving_python.parent
     # `mlflow models serve` runs `bash -c "exec uvicorn …"`: the venv's bin must come first.
     path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     env = {**os.environ, KEY_VARIABLE: key_hex, "PYTHONUNBUFFERED": "1", "PATH": path}
+    env.update(uvicorn_env)
     # MLflow's uvicorn is started by `mlflow models serve` as a child; both go in one group.
     return kit.start_server(
         [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
@@ -827,7 +855,7 @@ def run_cases(
 def _print_load(load: Load) -> None:
     errors = f", {load.errors} FAILED: {load.first_error}" if load.errors else ""
     print(
-        f"  {load.server:<10} {load.label:>10} × {load.requests:>5} at concurrency "
+        f"  {load.server:<{SERVER_WIDTH}} {load.label:>10} × {load.requests:>5} at concurrency "
         f"{load.concurrency:>2}: {load.req_per_s:8.1f} req/s, p50 {_ms(load.p50_ms)} ms, "
         f"p99 {_ms(load.p99_ms)} ms, client CPU {load.client_cpu_share:.0%}{errors}",
         flush=True,
@@ -861,14 +889,14 @@ def _ratio(mine: float | None, theirs: float | None) -> float | None:
 
 def print_results(floors: list[Floor], servers: list[Served], concurrencies: list[int]) -> None:
     print(
-        f"\n  {'case':<10} {'conc':>4}  {'server':<10} {'requests':>8} {'req/s':>8} "
+        f"\n  {'case':<10} {'conc':>4}  {'server':<{SERVER_WIDTH}} {'requests':>8} {'req/s':>8} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'rows/s':>10} {'client CPU':>10}"
     )
     for rows in (SMALL_ROWS, MEDIUM_ROWS, LARGE_ROWS):
         floor = next(item for item in floors if item.rows == rows)
         label = Load("", rows, 1, 0).label
         print(
-            f"  {label:<10} {'1':>4}  {'in-process':<10} {floor.calls:>8} "
+            f"  {label:<10} {'1':>4}  {'in-process':<{SERVER_WIDTH}} {floor.calls:>8} "
             f"{floor.calls_per_s:>8.1f} {floor.p50_ms:>8.3f} {floor.p99_ms:>8.3f} "
             f"{_rate(floor.rows_per_s):>10} {'':>10}"
         )
@@ -880,11 +908,12 @@ def print_results(floors: list[Floor], servers: list[Served], concurrencies: lis
                 )
                 if load is None:
                     why = served.why_not or "not run"
-                    print(f"  {label:<10} {concurrency:>4}  {served.server:<10} {why}")
+                    print(f"  {label:<10} {concurrency:>4}  {served.server:<{SERVER_WIDTH}} {why}")
                     continue
                 failed = f"  {load.errors} failed" if load.errors else ""
                 print(
-                    f"  {label:<10} {concurrency:>4}  {served.server:<10} {load.requests:>8} "
+                    f"  {label:<10} {concurrency:>4}  {served.server:<{SERVER_WIDTH}} "
+                    f"{load.requests:>8} "
                     f"{load.req_per_s:>8.1f} {_ms(load.p50_ms):>8} {_ms(load.p99_ms):>8} "
                     f"{_rate(load.rows_per_s):>10} {load.client_cpu_share:>10.0%}{failed}"
                 )
@@ -913,9 +942,10 @@ def ratio_rows(
     return ratios
 
 
-def print_ratios(ratios: list[dict[str, Any]]) -> None:
+def print_ratios(ratios: list[dict[str, Any]], peer: str) -> None:
+    print(f"\n  against {peer}")
     print(
-        f"\n  {'case':<10} {'conc':>4}  {'p50 MLManager÷MLflow':>21} "
+        f"  {'case':<10} {'conc':>4}  {'p50 MLManager÷MLflow':>21} "
         f"{'req/s MLManager÷MLflow':>23} {'floor÷MLManager p50':>20} {'floor÷MLflow p50':>17}"
     )
     for ratio in ratios:
@@ -925,6 +955,9 @@ def print_ratios(ratios: list[dict[str, Any]]) -> None:
             f"{_times(ratio['req_per_s']):>23} {_times(ratio['mlmanager_vs_floor']):>20} "
             f"{_times(ratio['mlflow_vs_floor']):>17}"
         )
+
+
+def print_ratios_note() -> None:
     print(
         "  (floor÷server p50: the in-process p50 over the served one = the share of the "
         "in-process rows/s one request gets; the 1 000-row goal wants ≥ ×0.30)"
@@ -944,10 +977,20 @@ class Goal:
 
 
 def judge_goals(
+    floors: list[Floor], mine: Served, peers: list[Served], concurrencies: list[int]
+) -> list[Goal]:
+    goals = []
+    for theirs in peers:
+        goals.extend(_peer_goals(floors, mine, theirs, concurrencies))
+    goals.append(_floor_goal(floors, mine))
+    return goals
+
+
+def _peer_goals(
     floors: list[Floor], mine: Served, theirs: Served, concurrencies: list[int]
 ) -> list[Goal]:
     goals = []
-    text = f"single-row p50 ≤ {GOAL_P50_SHARE} × MLflow's (concurrency 1)"
+    text = f"single-row p50 ≤ {GOAL_P50_SHARE} × {theirs.server}'s (concurrency 1)"
     a, b = mine.load(SMALL_ROWS, 1), theirs.load(SMALL_ROWS, 1)
     if a is None or b is None or a.p50_ms is None or b.p50_ms is None:
         goals.append(Goal(text, None, _missing(mine, theirs)))
@@ -957,7 +1000,7 @@ def judge_goals(
             Goal(
                 text,
                 a.p50_ms <= limit,
-                f"{a.p50_ms:.2f} ms vs MLflow {b.p50_ms:.2f} ms (×{a.p50_ms / b.p50_ms:.2f}); "
+                f"{a.p50_ms:.2f} ms vs {b.p50_ms:.2f} ms (×{a.p50_ms / b.p50_ms:.2f}); "
                 f"limit {limit:.2f} ms",
                 f"p50 down by {a.p50_ms - limit:.2f} ms to ≤ {limit:.2f} ms"
                 + _where(
@@ -967,7 +1010,7 @@ def judge_goals(
         )
 
     top = max(concurrencies)
-    text = f"single-row req/s at concurrency {top} ≥ {GOAL_THROUGHPUT_FACTOR:g} × MLflow's"
+    text = f"single-row req/s at concurrency {top} ≥ {GOAL_THROUGHPUT_FACTOR:g} × {theirs.server}'s"
     a, b = mine.load(SMALL_ROWS, top), theirs.load(SMALL_ROWS, top)
     if a is None or b is None:
         goals.append(Goal(text, None, _missing(mine, theirs)))
@@ -977,7 +1020,7 @@ def judge_goals(
             Goal(
                 text,
                 a.req_per_s >= need,
-                f"{a.req_per_s:.0f} vs MLflow {b.req_per_s:.0f} req/s "
+                f"{a.req_per_s:.0f} vs {b.req_per_s:.0f} req/s "
                 f"(×{a.req_per_s / b.req_per_s:.2f}); needs {need:.0f}",
                 f"≥ {need:.0f} req/s (×{need / a.req_per_s:.2f} of now), i.e. at most "
                 f"{1000 * _cores() / need:.2f} ms of the machine's {_cores()} cores per request "
@@ -985,27 +1028,26 @@ def judge_goals(
                 f"{a.client_cpu_us_per_request / 1000:.2f} ms)",
             )
         )
+    return goals
 
+
+def _floor_goal(floors: list[Floor], mine: Served) -> Goal:
     text = f"1 000-row request ≥ {GOAL_FLOOR_SHARE} × in-process rows/s (p50s, concurrency 1)"
     floor = next(item for item in floors if item.rows == LARGE_ROWS)
     a = mine.load(LARGE_ROWS, 1)
     if a is None or a.p50_ms is None:
-        goals.append(Goal(text, None, mine.why_not or "MLManager not measured"))
-    else:
-        served_rows = LARGE_ROWS / (a.p50_ms / 1000)
-        limit = floor.p50_ms / GOAL_FLOOR_SHARE
-        goals.append(
-            Goal(
-                text,
-                served_rows >= GOAL_FLOOR_SHARE * floor.p50_rows_per_s,
-                f"{_rate(served_rows)} rows/s (p50 {a.p50_ms:.1f} ms) vs in-process "
-                f"{_rate(floor.p50_rows_per_s)} rows/s (p50 {floor.p50_ms:.1f} ms): "
-                f"×{served_rows / floor.p50_rows_per_s:.2f}; limit {limit:.1f} ms",
-                f"a 1 000-row request in ≤ {limit:.1f} ms (now {a.p50_ms:.1f} ms: "
-                f"{a.p50_ms - limit:.1f} ms less){_where(mine, LARGE_ROWS, floor)}",
-            )
-        )
-    return goals
+        return Goal(text, None, mine.why_not or "MLManager not measured")
+    served_rows = LARGE_ROWS / (a.p50_ms / 1000)
+    limit = floor.p50_ms / GOAL_FLOOR_SHARE
+    return Goal(
+        text,
+        served_rows >= GOAL_FLOOR_SHARE * floor.p50_rows_per_s,
+        f"{_rate(served_rows)} rows/s (p50 {a.p50_ms:.1f} ms) vs in-process "
+        f"{_rate(floor.p50_rows_per_s)} rows/s (p50 {floor.p50_ms:.1f} ms): "
+        f"×{served_rows / floor.p50_rows_per_s:.2f}; limit {limit:.1f} ms",
+        f"a 1 000-row request in ≤ {limit:.1f} ms (now {a.p50_ms:.1f} ms: "
+        f"{a.p50_ms - limit:.1f} ms less){_where(mine, LARGE_ROWS, floor)}",
+    )
 
 
 def _where(served: Served, rows: int, floor: Floor) -> str:
@@ -1172,7 +1214,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(arguments, work, began)
     except BenchError as error:
         print(f"\nBenchmark error: {error}", file=sys.stderr)
-        for name in ("web.log", "worker.log", "mlflow.log", "mlflow-save.log"):
+        logs = ["web.log", "worker.log", *(f"{name}.log" for name, *_ in MLFLOW_PEERS)]
+        for name in (*logs, "mlflow-save.log"):
             if (work / name).exists():
                 print(f"\n{name} (tail):\n{kit.tail(work / name, 20)}", file=sys.stderr)
         return 2
@@ -1212,7 +1255,8 @@ def run(arguments: argparse.Namespace, work: Path, began: float) -> int:
     if migrate.returncode != 0:
         raise BenchError(f"migrate failed:\n{migrate.stdout[-1500:]}\n{migrate.stderr[-1500:]}")
 
-    mine, theirs = Served("mlmanager"), Served("mlflow")
+    mine = Served("mlmanager")
+    peers = [Served(name) for name, _env, _what in MLFLOW_PEERS]
     processes: list[subprocess.Popen[bytes]] = []
     with started(processes):
         web = kit.start_server(kit._mlmanager("web"), env, work / "web.log")
@@ -1264,21 +1308,29 @@ def run(arguments: argparse.Namespace, work: Path, began: float) -> int:
         )  # fmt: skip
         kit.stop_server(web)
 
-        print(f"\nMLflow (mlflow models serve: uvicorn, {workers} workers)", flush=True)
-        mlflow = start_mlflow(
-            arguments.serving_python, model_dir, mlflow_port, workers, version.key_hex,
-            work / "mlflow.log",
-        )  # fmt: skip
-        processes.append(mlflow)
-        theirs.start_s = wait_for(
-            f"http://127.0.0.1:{mlflow_port}/ping", mlflow, MLFLOW_START_TIMEOUT_S, "MLflow"
-        )
-        measure_mlflow(theirs, port=mlflow_port, requests=requests, model=model,
-                       arguments=arguments)  # fmt: skip
-        kit.stop_server(mlflow)
+        for theirs, (_name, uvicorn_env, what) in zip(peers, MLFLOW_PEERS, strict=True):
+            print(
+                f"\n{theirs.server} (mlflow models serve: uvicorn, {workers} workers; {what})",
+                flush=True,
+            )
+            mlflow = start_mlflow(
+                arguments.serving_python, model_dir, mlflow_port, workers, version.key_hex,
+                work / f"{theirs.server}.log", uvicorn_env,
+            )  # fmt: skip
+            processes.append(mlflow)
+            theirs.start_s = wait_for(
+                f"http://127.0.0.1:{mlflow_port}/ping",
+                mlflow,
+                MLFLOW_START_TIMEOUT_S,
+                theirs.server,
+            )
+            measure_mlflow(theirs, port=mlflow_port, requests=requests, model=model,
+                           arguments=arguments)  # fmt: skip
+            kit.stop_server(mlflow)
 
     print("\nThe client alone (same load generator, a canned-response server)", flush=True)
-    answer = next((item for item in (mine.single_answer, theirs.single_answer) if item), b"{}")
+    servers = [mine, *peers]
+    answer = next((item.single_answer for item in servers if item.single_answer), b"{}")
     ceilings = client_ceiling(
         canned_port,
         requests.bodies(SMALL_ROWS, "rows"),
@@ -1286,18 +1338,21 @@ def run(arguments: argparse.Namespace, work: Path, began: float) -> int:
         max(arguments.requests, 1000),
         concurrencies,
     )
-    client_note = print_client(ceilings, [mine, theirs])
+    client_note = print_client(ceilings, servers)
 
     print(
         f"\nResults ({workers} worker processes per server; req/s = answered requests / wall "
         "time; client CPU = the load generator's share of all cores)"
     )
-    print_results(floors, [mine, theirs], concurrencies)
-    ratios = ratio_rows(floors, mine, theirs, concurrencies)
-    print_ratios(ratios)
+    print_results(floors, servers, concurrencies)
+    ratios = {}
+    for theirs in peers:
+        ratios[theirs.server] = ratio_rows(floors, mine, theirs, concurrencies)
+        print_ratios(ratios[theirs.server], theirs.server)
+    print_ratios_note()
     print_breakdown(mine.breakdown)
 
-    goals = judge_goals(floors, mine, theirs, concurrencies)
+    goals = judge_goals(floors, mine, peers, concurrencies)
     print("\nGoals")
     print_table([(goal.text, f"{goal.verdict}  {goal.detail}") for goal in goals])
     missed = [goal for goal in goals if goal.passed is False]
@@ -1305,10 +1360,10 @@ def run(arguments: argparse.Namespace, work: Path, began: float) -> int:
         print("\nWhat MLManager's endpoint would need")
         print_table([(goal.text, goal.needs) for goal in missed])
 
-    failed_requests = sum(load.errors for s in (mine, theirs) for load in s.loads)
+    failed_requests = sum(load.errors for s in servers for load in s.loads)
     output = arguments.output or DEFAULT_OUTPUT_DIR / f"serving-{datetime.now():%Y%m%d-%H%M%S}.json"
-    _save(output, arguments, version, floors, [mine, theirs], ratios, goals, ceilings, client_note)
-    not_run = [s.server for s in (mine, theirs) if not s.available]
+    _save(output, arguments, version, floors, servers, ratios, goals, ceilings, client_note)
+    not_run = [s.server for s in servers if not s.available]
     passed = not missed and not failed_requests and not not_run
     verdict = "PASS" if passed else "INCOMPLETE" if not_run else "FAIL"
     print(
@@ -1361,7 +1416,7 @@ def measure_mlflow(
 ) -> None:
     key = "dataframe_records"
     served.match = check_answers(
-        "MLflow", port, "/invocations", {}, key, requests, model, mlflow_probabilities
+        served.server, port, "/invocations", {}, key, requests, model, mlflow_probabilities
     )
     _status, answer = post_json(port, "/invocations", requests.bodies(SMALL_ROWS, key)[0], {})
     served.single_answer = json.dumps(answer).encode()
@@ -1401,7 +1456,7 @@ def _save(
     version: TrainedVersion,
     floors: list[Floor],
     servers: list[Served],
-    ratios: list[dict[str, Any]],
+    ratios: dict[str, list[dict[str, Any]]],
     goals: list[Goal],
     ceilings: list[ClientCeiling],
     client_note: str,

@@ -16,18 +16,29 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        raw = self.bearer_token(request)
+        if raw is None:
+            return None
+        token = api_token_authenticate(raw=raw)
+        if token is None:
+            raise self.refused()
+        user = token.user
+        # Team-scoped querysets and access checks read this to keep the token in its team.
+        user.restricted_team_id = token.team_id  # type: ignore[attr-defined]
+        return user, token
+
+    def bearer_token(self, request: Request) -> str | None:
+        """The raw token of an `Authorization: Bearer` header; None without one."""
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if not header or header[0].lower() != self.keyword.lower():
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
-        token = api_token_authenticate(raw=header[1])
-        if token is None:
-            raise exceptions.AuthenticationFailed(_("Invalid, revoked or expired token."))
-        user = token.user
-        # Team-scoped querysets and access checks read this to keep the token in its team.
-        user.restricted_team_id = token.team_id  # type: ignore[attr-defined]
-        return user, token
+        return header[1]
+
+    @staticmethod
+    def refused() -> exceptions.AuthenticationFailed:
+        return exceptions.AuthenticationFailed(_("Invalid, revoked or expired token."))
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword

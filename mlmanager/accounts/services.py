@@ -316,10 +316,16 @@ def api_token_authenticate(*, raw: str) -> ApiToken | None:
     token = found[0] if found else None
     if token is None or not token.is_active or not token.user.is_active:
         return None
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    last_used = token.last_used_at
+    if last_used is None or timezone.now() - last_used > TOKEN_LAST_USED_RESOLUTION:
+        api_token_touch(token_id=token.pk)
     return token
+
+
+def api_token_touch(*, token_id: int) -> None:
+    """Record that the token was used now; callers do this at most once per
+    TOKEN_LAST_USED_RESOLUTION, so a busy token does not write on every request."""
+    ApiToken.objects.filter(pk=token_id).update(last_used_at=timezone.now())
 
 
 def api_token_revoke(*, user: User, token_id: Any) -> ApiToken:

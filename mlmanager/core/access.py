@@ -48,10 +48,11 @@ def team_role(*, user: Any, team_id: int) -> str | None:
 
 
 def require_team_action(*, user: Any, team_id: int, action: Action) -> str:
-    return _allowed(team_role(user=user, team_id=team_id), action)
+    return require_role_action(team_role(user=user, team_id=team_id), action)
 
 
-def _allowed(role: str | None, action: Action) -> str:
+def require_role_action(role: str | None, action: Action) -> str:
+    """The role when it allows the action; no role (not a member) is "not found"."""
     if role is None:
         raise NotFound()
     if action not in ROLE_ACTIONS[role]:
@@ -83,5 +84,5 @@ def access_team_object(
     )
     if not found:
         raise NotFound()
-    _allowed(found[0].caller_role, action)
+    require_role_action(found[0].caller_role, action)
     return found[0]

@@ -20,6 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlmanager.accounts.authentication import BearerTokenAuthentication
+from mlmanager.accounts.services import api_token_touch
 from mlmanager.core.access import Action, access_team_object
 from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
 from mlmanager.core.pagination import paginated_response
@@ -30,6 +32,7 @@ from mlmanager.datasets.selectors import access_dataset
 from mlmanager.machines.models import Machine
 from mlmanager.predictions import batches, selectors, services
 from mlmanager.predictions.models import BatchPrediction, Prediction
+from mlmanager.predictions.selectors import PredictGrant
 
 
 def _machine(request: Request, machine_id: int, action: Action = Action.VIEW) -> Machine:
@@ -101,12 +104,35 @@ class ModelPredictApi(APIView):
         predictions = serializers.ListField(child=serializers.DictField())
         timing_ms = serializers.DictField(child=serializers.FloatField())
 
+    def perform_authentication(self, request: Request) -> None:
+        """A bearer token is checked together with the model of the URL, in one query
+        (selectors.predict_grant_for_token); `request.auth` is then the PredictGrant. A
+        signed-in session goes the usual way (the view then looks the model up itself)."""
+        raw = BearerTokenAuthentication().bearer_token(request)
+        if raw is None:
+            super().perform_authentication(request)
+            return
+        grant = selectors.predict_grant_for_token(
+            raw_token=raw, machine_id=self.kwargs["machine_id"]
+        )
+        if grant is None:
+            raise BearerTokenAuthentication.refused()
+        if grant.token_last_used_is_stale:
+            api_token_touch(token_id=grant.token_id)
+        request.user, request.auth = grant.user, grant
+
     @extend_schema(
         parameters=[QuerySerializer], request=InputSerializer, responses=OutputSerializer
     )
     def post(self, request: Request, machine_id: int) -> Response:
         started = time.perf_counter()
-        machine = selectors.access_machine_to_predict(user=request.user, id=machine_id)
+        grant = request.auth if isinstance(request.auth, PredictGrant) else None
+        if grant is None:  # a signed-in session
+            machine = selectors.access_machine_to_predict(user=request.user, id=machine_id)
+        elif grant.machine is None:
+            raise NotFound()
+        else:
+            machine = grant.machine
         version = services.version_for_prediction(
             machine=machine, number=request.query_params.get("version")
         )
@@ -115,7 +141,7 @@ class ModelPredictApi(APIView):
             version=version,
             payload=request.data,
             user=request.user,
-            token=request.auth,
+            token_id=grant.token_id if grant is not None else None,
             source=Prediction.Source.API,
             started=started,
         )

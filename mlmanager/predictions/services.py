@@ -60,7 +60,7 @@ def predictions_make(
     version: ModelVersion,
     payload: Any,
     user: Any,
-    token: Any = None,
+    token_id: int | None = None,
     source: str = Prediction.Source.API,
     started: float | None = None,
     explain: bool = False,
@@ -92,7 +92,7 @@ def predictions_make(
         "model": round((answered_at - parsed_at) * 1000, 3),
         "total": round(total_ms, 3),
     }
-    _log(machine, version, parsed, answers, ids, user, token, source, total_ms)
+    _log(machine, version, parsed, answers, ids, user, token_id, source, total_ms)
     PREDICTIONS.labels(source).inc(len(answers))
     if explain:
         first = {name: values[:1] for name, values in parsed.columns.items()}
@@ -138,7 +138,7 @@ def _log(
     answers: list[dict[str, Any]],
     ids: list[str],
     user: Any,
-    token: Any,
+    token_id: int | None,
     source: str,
     total_ms: float,
 ) -> None:
@@ -153,7 +153,7 @@ def _log(
             version_number=version.number,
             source=source,
             user_id=user.pk if getattr(user, "is_authenticated", False) else None,
-            token_id=getattr(token, "pk", None),
+            token_id=token_id,
             latency_ms=total_ms,
             created_at=timezone.now(),
         )

@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -242,6 +244,66 @@ def test_tokens_are_scoped_to_their_team_and_refused_once_revoked_or_expired(
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert post(client, predict_url(binary_model), {"rows": [ROW]}).status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_predict_token_check_keeps_the_rules_of_every_other_endpoint(
+    owner: Any, binary_model: Any
+):
+    """The predict path checks the token and the model in one query of its own
+    (selectors.predict_grant_for_token): the same rules as the rest of the API."""
+    from mlmanager.accounts.models import ApiToken
+
+    token, raw = api_token_create(user=owner, name="fast path")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    url = predict_url(binary_model)
+    assert post(client, url, {"rows": [ROW]}).status_code == 200  # loads the version once
+    token.refresh_from_db()
+    assert token.last_used_at is not None  # recorded, once per minute at most
+    # A warm model: the token and model query, then (the log written in the request) one
+    # INSERT; no query for the user, the model or the version.
+    with CaptureQueriesContext(connection) as queries:
+        answer = post(client, url, {"rows": [ROW]})
+    assert answer.status_code == 200
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert [sql.split()[0] for sql in statements if "SAVEPOINT" not in sql] == [
+        "SELECT",
+        "1",  # "1 times: INSERT …", how Django records one executemany
+    ]
+    assert sum("INSERT INTO" in sql for sql in statements) == 1
+    logged = Prediction.objects.get(pk=answer.json()["predictions"][0]["id"])
+    assert (logged.user_id, logged.token_id) == (owner.pk, token.pk)
+
+    viewer = member("viewer", team=binary_model.team)
+    assert post(api_client_for(viewer), url, {"rows": [ROW]}).status_code == 200
+    owner.is_active = False
+    owner.save(update_fields=["is_active"])
+    assert_error(post(client, url, {"rows": [ROW]}), 401, "authentication_failed")
+    malformed = APIClient()
+    malformed.credentials(HTTP_AUTHORIZATION="Bearer two words")
+    assert_error(post(malformed, url, {"rows": [ROW]}), 401, "authentication_failed")
+    assert ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_signed_in_session_predicts_through_the_api_too(
+    client: Any, owner: Any, binary_model: Any
+):
+    client.force_login(owner)
+    answer = client.post(
+        predict_url(binary_model), data=json.dumps({"rows": [ROW]}), content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
+    logged = Prediction.objects.get(pk=answer.json()["predictions"][0]["id"])
+    assert (logged.user_id, logged.token_id) == (owner.pk, None)
+    outsider = member("owner")
+    client.force_login(outsider)
+    assert_error(
+        client.post(predict_url(binary_model), data="{}", content_type="application/json"),
+        404,
+        "not_found",
+    )
 
 
 @pytest.mark.django_db

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from mlmanager.predictions import serving
+from mlmanager.predictions import log, serving
 from mlmanager.predictions.log import AnsweredRows, PredictionLog
 from mlmanager.predictions.models import Prediction
 from mlmanager.predictions.serving import VersionCache
@@ -108,7 +108,7 @@ def test_a_log_write_that_fails_never_fails_the_answer(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("database is gone")
 
-    monkeypatch.setattr(Prediction.objects, "bulk_create", broken)
+    monkeypatch.setattr(log, "insert_entries", broken)
     response = api.post(f"/api/v1/models/{binary_model.pk}/predict/", {"rows": [{}]}, format="json")
     assert response.status_code == 200
     assert "could not write 1 prediction log entries" in caplog.text
