@@ -101,12 +101,19 @@ def predictions_make(
 
 
 def _new_ids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs as text, from one read of the system's random source;
-    uuid4() reads it once per id and builds an object (~25 µs each: 25 ms of a 1 000-row
-    request)."""
+    """`count` time-ordered UUIDs (version 7, RFC 9562: the time in milliseconds, then 74
+    random bits) as text, from one read of the system's random source.
+
+    Time-ordered, so the log's primary-key index grows at its end: random (version 4) ids
+    land all over the index, and writing a 1 000-row request's entries touched a page per row
+    (on SQLite, WAL grew ~3× faster and the writer took the web process's CPU from the
+    requests). One urandom read: uuid4() reads it once per id and builds an object (~25 µs
+    each: 25 ms of a 1 000-row request)."""
     octets = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
-    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
-    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # the RFC 4122 variant
+    milliseconds = time.time_ns() // 1_000_000
+    octets[:, :6] = np.frombuffer(milliseconds.to_bytes(6, "big"), dtype=np.uint8)
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x70  # version 7
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # the RFC 9562 variant
     text = octets.tobytes().hex()
     return [
         f"{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-"

@@ -4,6 +4,8 @@ feedback endpoints."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -284,6 +286,21 @@ def test_the_predict_token_check_keeps_the_rules_of_every_other_endpoint(
     malformed.credentials(HTTP_AUTHORIZATION="Bearer two words")
     assert_error(post(malformed, url, {"rows": [ROW]}), 401, "authentication_failed")
     assert ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_prediction_ids_are_unique_time_ordered_uuids(api: APIClient, binary_model: Any):
+    """Version 7 (RFC 9562): the log's primary key grows at the end of its index."""
+    first = post(api, predict_url(binary_model), {"rows": [ROW] * 50}).json()["predictions"]
+    time.sleep(0.002)
+    second = post(api, predict_url(binary_model), {"rows": [ROW]}).json()["predictions"]
+    ids = [uuid.UUID(item["id"]) for item in first + second]
+    assert len(set(ids)) == 51
+    assert {(value.version, value.variant) for value in ids} == {(7, uuid.RFC_4122)}
+    milliseconds = [value.int >> 80 for value in ids]
+    assert milliseconds[-1] > max(milliseconds[:-1])
+    assert abs(milliseconds[-1] - time.time() * 1000) < 60_000
+    assert Prediction.objects.filter(pk__in=ids).count() == 51
 
 
 @pytest.mark.django_db
