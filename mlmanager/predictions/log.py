@@ -50,7 +50,9 @@ FIELDS = (
     "created_at",
     "updated_at",
 )
-# Values of the request as sent (JSON already); the form can add dates. NaN becomes null.
+# Inputs as sent (JSON already; the form's are text) and answers (numbers, labels: a numpy
+# scalar label included). NaN becomes null; anything else orjson cannot encode is stored as its
+# text rather than losing the whole buffered write.
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -99,7 +101,9 @@ def _json(value: Any) -> str:
 
 
 def insert_entries(batches: list[AnsweredRows]) -> None:
-    """Write the entries of `batches` in one transaction."""
+    """Write the entries of `batches` in one transaction. JSON goes as text, which PostgreSQL
+    casts to jsonb because Django binds parameters on the client (psycopg's default; with
+    `server_side_binding` it would refuse text for a jsonb column)."""
     meta = Prediction._meta
     quote = connection.ops.quote_name
     column_of = {field.name: field.column for field in meta.concrete_fields}

@@ -276,6 +276,12 @@ def test_the_predict_token_check_keeps_the_rules_of_every_other_endpoint(
     assert sum("INSERT INTO" in sql for sql in statements) == 1
     logged = Prediction.objects.get(pk=answer.json()["predictions"][0]["id"])
     assert (logged.user_id, logged.token_id) == (owner.pk, token.pk)
+    # A version chosen by number; the last-used time is written again once it is stale.
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=two_minutes_ago)
+    assert post(client, url + "?version=1", {"rows": [ROW]}).json()["model_version"] == 1
+    token.refresh_from_db()
+    assert token.last_used_at is not None and token.last_used_at > two_minutes_ago
 
     viewer = member("viewer", team=binary_model.team)
     assert post(api_client_for(viewer), url, {"rows": [ROW]}).status_code == 200
@@ -286,6 +292,64 @@ def test_the_predict_token_check_keeps_the_rules_of_every_other_endpoint(
     malformed.credentials(HTTP_AUTHORIZATION="Bearer two words")
     assert_error(post(malformed, url, {"rows": [ROW]}), 401, "authentication_failed")
     assert ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).exists()
+
+
+TOKEN_CASES = {
+    # case: the status both paths answer
+    "valid": 200,
+    "expiring tomorrow": 200,
+    "expired": 401,
+    "revoked": 401,
+    "user deactivated": 401,
+    "no longer a member": 404,
+    "limited to another team": 404,
+    "unknown model": 404,
+    "id past the integer range": 404,
+    "id zero": 404,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", list(TOKEN_CASES))
+def test_the_predict_token_check_answers_as_every_other_endpoint(
+    case: str, owner: Any, binary_model: Any
+):
+    """The predict path checks the token and the model in one query of its own
+    (selectors.predict_grant_for_token); the model's page in the API goes the usual way
+    (BearerTokenAuthentication, access_team_object). Both must answer alike."""
+    from mlmanager.accounts.models import ApiToken, Team
+
+    team = Team.objects.create(name="Elsewhere") if case == "limited to another team" else None
+    if team is not None:
+        owner.memberships.create(team=team, role="owner")
+    token, raw = api_token_create(user=owner, name=case, team=team)
+    model_id: Any = binary_model.pk
+    now = timezone.now()
+    if case == "expiring tomorrow":
+        ApiToken.objects.filter(pk=token.pk).update(expires_at=now + timedelta(days=1))
+    elif case == "expired":
+        ApiToken.objects.filter(pk=token.pk).update(expires_at=now - timedelta(seconds=1))
+    elif case == "revoked":
+        api_token_revoke(user=owner, token_id=token.pk)
+    elif case == "user deactivated":
+        owner.is_active = False
+        owner.save(update_fields=["is_active"])
+    elif case == "no longer a member":
+        owner.memberships.filter(team=binary_model.team).delete()
+    elif case == "unknown model":
+        model_id = binary_model.pk + 1000
+    elif case == "id past the integer range":
+        model_id = 2**64
+    elif case == "id zero":
+        model_id = 0
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    predicted = post(client, f"/api/v1/models/{model_id}/predict/", {"rows": [ROW]})
+    shown = client.get(f"/api/v1/models/{model_id}/")
+    expected = TOKEN_CASES[case]
+    assert (predicted.status_code, shown.status_code) == (expected, expected), predicted.content
+    if expected != 200:
+        assert predicted.json()["error"]["code"] == shown.json()["error"]["code"]
 
 
 @pytest.mark.django_db
