@@ -119,11 +119,15 @@ def run() -> int:
     env = read_environment()
     _manage(["migrate", "--noinput", "--verbosity", "0"])
     _manage(["bootstrap"])
+    # Each child in a session of its own: Ctrl-C in a terminal signals the whole foreground
+    # process group, and gunicorn's workers, hit by SIGINT beside their master's own stop,
+    # could hang in their quit handler and keep the port. Only this process hears the
+    # terminal; it stops each child, and whatever that child started, below.
     processes = [
-        subprocess.Popen(_web_command(env), env=_web_environment()),  # noqa: S603 - fixed command
-        subprocess.Popen(_live_command(env)),  # noqa: S603
-        subprocess.Popen(_worker_command()),  # noqa: S603
-        subprocess.Popen(_scheduler_command()),  # noqa: S603
+        subprocess.Popen(_web_command(env), env=_web_environment(), start_new_session=True),  # noqa: S603 - fixed command
+        subprocess.Popen(_live_command(env), start_new_session=True),  # noqa: S603
+        subprocess.Popen(_worker_command(), start_new_session=True),  # noqa: S603
+        subprocess.Popen(_scheduler_command(), start_new_session=True),  # noqa: S603
     ]
     shown_host = "127.0.0.1" if env.host in ("0.0.0.0", "") else env.host  # noqa: S104
     print(
@@ -139,8 +143,9 @@ def run() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # SIGHUP too: the children, in sessions of their own, no longer hear a closed terminal.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, stop)
     exit_code = 0
     while not stopping:
         for process in processes:
@@ -157,7 +162,9 @@ def run() -> int:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
+            # The child and what it started (a gunicorn worker, a training process). Not yet
+            # reaped, so its process group id is still its own.
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     print("Stopped.", flush=True)
     return exit_code

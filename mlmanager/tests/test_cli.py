@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "cli test passphrase 9"
 
@@ -43,7 +45,9 @@ def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> N
         MLMANAGER_LIVE_PORT=str(live_port),
         MLMANAGER_ADMIN_EMAIL="boss@example.com",
         MLMANAGER_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        WEB_CONCURRENCY="1",
+        # Two web workers, as by default: with the children in the terminal's process group,
+        # Ctrl-C left one of them hanging in gunicorn's quit handler (2 runs in 3 here).
+        WEB_CONCURRENCY="2",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "mlmanager.cli", "run"],
@@ -52,6 +56,7 @@ def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's foreground job
     )
     banner: list[str] = []
     try:
@@ -91,7 +96,28 @@ def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> N
         with socket.create_connection(("127.0.0.1", live_port), timeout=10):
             pass  # the live-update server listens too
     finally:
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal: SIGINT to every process of the foreground group.
+        os.killpg(process.pid, signal.SIGINT)
         remaining, _ = process.communicate(timeout=30)
     assert process.returncode == 0, remaining
     assert "Stopped." in remaining
+    assert _processes_using(tmp_path) == []  # no gunicorn worker, worker or server left over
+    for listening in (port, live_port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", listening), timeout=5).close()
+
+
+def _processes_using(data_dir: Path) -> list[int]:
+    """Processes whose environment names this data folder (every process `run` started)."""
+    marker = f"MLMANAGER_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if marker in environment:
+            found.append(int(entry.name))
+    return found
