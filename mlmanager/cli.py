@@ -194,6 +194,11 @@ def client_main(arguments: Sequence[str]) -> int:
     try:
         with Client(url, token) as client:
             return int(options.handler(client, options))
+    except BrokenPipeError:
+        # The reader went away (`mlmanager predictions | head`): stop quietly, as Unix tools do;
+        # stdout goes to /dev/null so Python's flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for such a command
     except (ClientError, OSError) as error:  # OSError: a file that cannot be read or written
         print(f"mlmanager: error: {error}", file=sys.stderr)
         return 1

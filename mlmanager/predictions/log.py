@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,26 @@ FIELDS = (
 # scalar label included). NaN becomes null; anything else orjson cannot encode is stored as its
 # text rather than losing the whole buffered write.
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+# A buffered write can end a moment after its interval (a large buffer, a busy database).
+WRITE_MARGIN_S = 0.5
+
+
+def seconds_until_written(prediction_id: uuid.UUID) -> float:
+    """How long until the entry of this prediction, answered by any web process, is surely in
+    the database; 0 when it would be by now, or cannot be told.
+
+    Prediction ids are version-7 UUIDs: they carry the millisecond they were made (see
+    services._new_ids). Feedback sent right after an answer may reach another web process than
+    the one holding the entry in its buffer; that one writes it within the interval.
+    """
+    interval = settings.MLMANAGER_PREDICTION_LOG_FLUSH_S
+    if interval <= 0 or prediction_id.version != 7:
+        return 0.0
+    window = interval + WRITE_MARGIN_S
+    remaining = (prediction_id.int >> 80) / 1000 + window - time.time()
+    return remaining if 0 < remaining <= window else 0.0  # never for an id from the future
 
 
 @dataclasses.dataclass(frozen=True)

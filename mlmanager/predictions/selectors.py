@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 import uuid
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from mlmanager.core.access import (
 )
 from mlmanager.core.errors import NotFound
 from mlmanager.machines.models import Machine, ModelVersion
-from mlmanager.predictions.log import prediction_log
+from mlmanager.predictions.log import prediction_log, seconds_until_written
 from mlmanager.predictions.models import BatchPrediction, Prediction
 from mlmanager.predictions.serving import class_key
 
@@ -164,8 +165,9 @@ def _deferred(model: type[_ModelT], **values: Any) -> _ModelT:
 
 
 def access_prediction(*, user: Any, id: Any, action: Action = Action.VIEW) -> Prediction:
-    """A logged prediction by its UUID; one answered a moment ago may still be in this
-    process's log buffer, which is then written first."""
+    """A logged prediction by its UUID. One answered a moment ago may still be in a log
+    buffer: this process's is written first, another's is waited for (at most the log's
+    interval and a margin, and only for an id made that recently)."""
     try:
         key = uuid.UUID(str(id))
     except ValueError:
@@ -173,6 +175,9 @@ def access_prediction(*, user: Any, id: Any, action: Action = Action.VIEW) -> Pr
     found = Prediction.objects.for_user(user).select_related("machine").filter(pk=key)
     prediction = found.first()
     if prediction is None and prediction_log.flush():
+        prediction = found.first()
+    if prediction is None and (wait := seconds_until_written(key)):
+        time.sleep(wait)  # answered a moment ago, maybe by another web process
         prediction = found.first()
     if prediction is None:
         raise NotFound()

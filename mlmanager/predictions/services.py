@@ -28,7 +28,7 @@ from mlmanager.ops.metrics import PREDICTIONS
 from mlmanager.predictions.log import AnsweredRows, prediction_log
 from mlmanager.predictions.models import Prediction
 from mlmanager.predictions.schema import ParsedRows
-from mlmanager.predictions.serving import ServedVersion, served_version
+from mlmanager.predictions.serving import ServedVersion, class_key, served_version
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +191,8 @@ def prediction_feedback(*, prediction: Prediction, user: Any, actual: Any) -> Pr
         )
     clean: dict[str, Any] = {}
     for name, value in actual.items():
-        regression = "probabilities" not in (prediction.outputs.get(name) or {})
-        clean[name] = _feedback_value(name, value, regression=regression)
+        classes = (prediction.outputs.get(name) or {}).get("probabilities")
+        clean[name] = _feedback_value(name, value, classes=None if classes is None else [*classes])
     updated = Prediction.objects.filter(pk=prediction.pk).update(
         feedback=clean, feedback_at=timezone.now(), feedback_by=user
     )
@@ -202,8 +202,12 @@ def prediction_feedback(*, prediction: Prediction, user: Any, actual: Any) -> Pr
     return prediction
 
 
-def _feedback_value(name: str, value: Any, *, regression: bool) -> Any:
-    if regression:
+def _feedback_value(name: str, value: Any, *, classes: list[str] | None) -> Any:
+    """The true value of one output: a finite number for an amount (`classes` None), else one
+    of the classes the model answers (as its probabilities name them). A class the model never
+    saw is refused: appended to a dataset for retraining, it would add a class that has one
+    example, or turn a yes/no column into text."""
+    if classes is None:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise _bad_feedback(name, _("a number"))
         try:
@@ -213,8 +217,10 @@ def _feedback_value(name: str, value: Any, *, regression: bool) -> Any:
         if not math.isfinite(number):
             raise _bad_feedback(name, _("a number"))
         return number
-    if not isinstance(value, str | int | float | bool) or value == "":
-        raise _bad_feedback(name, _("one of the classes"))
+    if not isinstance(value, str | int | float | bool) or class_key(value) not in classes:
+        raise _bad_feedback(
+            name, _("one of the classes: %(classes)s") % {"classes": ", ".join(classes)}
+        )
     return value
 
 

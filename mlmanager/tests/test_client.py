@@ -567,3 +567,38 @@ def test_cli_errors_say_what_the_api_said(
         cli.main(["models", "--url", live_server.url])
     assert exited.value.code == 2
     assert "no API token: set MLMANAGER_TOKEN or pass --token" in capsys.readouterr().err
+
+
+def test_cli_output_into_a_closed_pipe_stops_quietly() -> None:
+    """`mlmanager predictions | head -1`: once head has its line and leaves, the command stops
+    without an error message, as Unix tools do."""
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        """
+        import sys
+        from mlmanager import cli
+
+        class Offline:
+            def __init__(self, *args): pass
+            def __enter__(self): return self
+            def __exit__(self, *args): return False
+
+        def endless(client, options):
+            while True:
+                print("a logged prediction")
+
+        cli.Client = Offline
+        cli._predictions = endless
+        sys.exit(cli.main(["predictions", "--url", "http://127.0.0.1:9", "--token", "t"]))
+        """
+    )
+    shell = f"{sys.executable} -c '{program}' | head -1"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout == "a logged prediction\n"
+    assert done.stderr == ""
+    assert done.returncode == 141

@@ -124,6 +124,14 @@ def test_feedback_is_recorded_filtered_and_counted_in_live_accuracy(
         f"/api/v1/predictions/{first['id']}/feedback/", {"actual": {"spend": 3}}, format="json"
     )
     assert_error(bad, 400, "invalid_feedback")
+    # A class the model does not know would add a class with one example to the retraining data.
+    for unknown in ("maybe", True, "", 1):
+        unknown_class = api.post(
+            f"/api/v1/predictions/{first['id']}/feedback/", {"actual": unknown}, format="json"
+        )
+        error = assert_error(unknown_class, 400, "invalid_feedback")
+        assert error["message"].endswith("one of the classes: no, yes."), error
+    assert Prediction.objects.get(pk=first["id"]).feedback == {"churned": first["churned"]}
     assert_error(
         api.post("/api/v1/predictions/not-a-uuid/feedback/", {"actual": "yes"}, format="json"),
         404,

@@ -85,6 +85,46 @@ def test_the_log_is_written_in_the_background_within_its_interval(
     settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0  # the writer thread ends
 
 
+def test_feedback_waits_for_an_answer_still_in_another_processs_buffer(
+    transactional_db: None, owner: Any, binary_model: Any, settings: Any
+):
+    """Feedback sent right after an answer may reach another web process than the one whose
+    buffer holds the entry; the id tells when it was made, so the lookup waits that long."""
+    from mlmanager.core.tests.factories import api_client_for
+    from mlmanager.predictions.services import _new_ids
+
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0.3
+    other_process = PredictionLog()  # a buffer this process's log does not flush
+    [prediction_id] = _new_ids(1)
+    version = binary_model.active_version
+    other_process.record(
+        AnsweredRows(
+            ids=[prediction_id],
+            row=lambda index: {"plan": "pro"},
+            answers=[{"churned": {"value": "yes", "probabilities": {"no": 0.3, "yes": 0.7}}}],
+            team_id=binary_model.team_id,
+            machine_id=binary_model.pk,
+            version_id=version.pk,
+            version_number=version.number,
+            source="api",
+            user_id=owner.pk,
+            token_id=None,
+            latency_ms=1.0,
+            created_at=timezone.now(),
+        )
+    )
+    assert not Prediction.objects.filter(pk=prediction_id).exists()
+    response = api_client_for(owner).post(
+        f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "no"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert Prediction.objects.get(pk=prediction_id).feedback == {"churned": "no"}
+    # An id that is not (version 4) or no longer recent is not waited for: unknown is 404.
+    assert log.seconds_until_written(uuid.uuid4()) == 0
+    assert log.seconds_until_written(uuid.UUID(_new_ids(1)[0])) > 0
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0  # the writer thread ends
+
+
 @pytest.mark.django_db
 def test_feedback_right_after_a_prediction_finds_it_in_the_buffer(
     api: Any, binary_model: Any, settings: Any
