@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any
@@ -90,39 +91,50 @@ def test_feedback_waits_for_an_answer_still_in_another_processs_buffer(
 ):
     """Feedback sent right after an answer may reach another web process than the one whose
     buffer holds the entry; the id tells when it was made, so the lookup waits that long."""
+    from django.db import connection
+
     from mlmanager.core.tests.factories import api_client_for
     from mlmanager.predictions.services import _new_ids
 
-    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0.3
-    other_process = PredictionLog()  # a buffer this process's log does not flush
+    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 1
     [prediction_id] = _new_ids(1)
     version = binary_model.active_version
-    other_process.record(
-        AnsweredRows(
-            ids=[prediction_id],
-            row=lambda index: {"plan": "pro"},
-            answers=[{"churned": {"value": "yes", "probabilities": {"no": 0.3, "yes": 0.7}}}],
-            team_id=binary_model.team_id,
-            machine_id=binary_model.pk,
-            version_id=version.pk,
-            version_number=version.number,
-            source="api",
-            user_id=owner.pk,
-            token_id=None,
-            latency_ms=1.0,
-            created_at=timezone.now(),
+    answered = AnsweredRows(
+        ids=[prediction_id],
+        row=lambda index: {"plan": "pro"},
+        answers=[{"churned": {"value": "yes", "probabilities": {"no": 0.3, "yes": 0.7}}}],
+        team_id=binary_model.team_id,
+        machine_id=binary_model.pk,
+        version_id=version.pk,
+        version_number=version.number,
+        source="api",
+        user_id=owner.pk,
+        token_id=None,
+        latency_ms=1.0,
+        created_at=timezone.now(),
+    )
+
+    def other_process_writes_its_buffer() -> None:
+        try:
+            log.insert_entries([answered])
+        finally:
+            connection.close()
+
+    other_process = threading.Timer(0.2, other_process_writes_its_buffer)
+    other_process.start()
+    try:
+        response = api_client_for(owner).post(
+            f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "no"}, format="json"
         )
-    )
-    assert not Prediction.objects.filter(pk=prediction_id).exists()
-    response = api_client_for(owner).post(
-        f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "no"}, format="json"
-    )
+    finally:
+        other_process.join()
     assert response.status_code == 200, response.content
     assert Prediction.objects.get(pk=prediction_id).feedback == {"churned": "no"}
-    # An id that is not (version 4) or no longer recent is not waited for: unknown is 404.
-    assert log.seconds_until_written(uuid.uuid4()) == 0
+    # Only a recent version-7 id is waited for; an unknown one is 404 at once.
     assert log.seconds_until_written(uuid.UUID(_new_ids(1)[0])) > 0
-    settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0  # the writer thread ends
+    assert log.seconds_until_written(uuid.uuid4()) == 0
+    an_hour_ago = uuid.UUID(int=(int((time.time() - 3600) * 1000) << 80) | (7 << 76) | (2 << 62))
+    assert an_hour_ago.version == 7 and log.seconds_until_written(an_hour_ago) == 0
 
 
 @pytest.mark.django_db
