@@ -121,3 +121,25 @@ def _processes_using(data_dir: Path) -> list[int]:
         if marker in environment:
             found.append(int(entry.name))
     return found
+
+
+def test_a_second_web_server_on_a_busy_port_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each gunicorn worker listens with SO_REUSEPORT, which would let a second server share
+    the port (and half the connections) silently; `web` and `run` refuse to start instead."""
+    from mlmanager import cli
+
+    def never(*args: object) -> None:
+        raise AssertionError("the server was started")
+
+    monkeypatch.setattr(cli.os, "execve", never)
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        monkeypatch.setenv("HOST", "127.0.0.1")
+        monkeypatch.setenv("PORT", str(other_server.getsockname()[1]))
+        for command in ("web", "run"):
+            with pytest.raises(SystemExit) as refused:
+                cli.main([command])
+            assert "is in use" in str(refused.value) and "set PORT" in str(refused.value)
