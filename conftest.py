@@ -22,6 +22,13 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # The prediction log is written within each request, so tests see it at once.
     settings.MLMANAGER_PREDICTION_LOG_FLUSH_S = 0
+    # No request rate limits: the suite and the API fuzzer call far faster than any client
+    # should, and query counts stay those of the views. Throttle tests set the rates they test.
+    settings.MLMANAGER_API_RATE = None
+    settings.MLMANAGER_PREDICT_RATE = None
+    settings.MLMANAGER_TOKEN_RATE = None
+    settings.MLMANAGER_ACCOUNT_EMAIL_RATE = None
+    settings.MLMANAGER_ACCOUNT_ADDRESS_RATE = None
 
 
 @pytest.fixture(scope="session")

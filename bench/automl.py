@@ -730,9 +730,7 @@ def platform_overhead(cache: Path, work: Path, *, port: int = OVERHEAD_PORT) -> 
             api = kit.Api(base_url)
             email, password = "bench-overhead@example.com", "bench-" + os.urandom(12).hex()
             signup = {"email": email, "password": password, "name": "Bench Mark"}
-            api.expect("POST", "/api/v1/auth/signup/", signup, 201)
-            credentials = {"email": email, "password": password, "name": "bench"}
-            api.token = api.expect("POST", "/api/v1/auth/token/", credentials, 201)["token"]
+            kit.sign_up(api, signup, folder / "data")
             uploaded = kit.upload_and_wait(api, csv_path, timeout=300.0)
             if uploaded.dataset["status"] != "ready":
                 result.error = f"the dataset failed: {uploaded.dataset.get('error')}"

@@ -145,11 +145,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sign_up(api: kit.Api) -> None:
+def sign_up(api: kit.Api, data_dir: Path) -> None:
     email, password = "bench-batch@example.com", "bench-" + os.urandom(12).hex()
-    account = {"email": email, "password": password, "name": "Bench"}
-    api.expect("POST", "/api/v1/auth/signup/", account, 201)
-    api.token = api.expect("POST", "/api/v1/auth/token/", account, 201)["token"]
+    kit.sign_up(api, {"email": email, "password": password, "name": "Bench"}, data_dir)
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
@@ -187,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         with kit.servers(work, arguments.port, debug=False) as (web, worker):
             kit.wait_for_web(f"{base_url}/accounts/login/", web, kit.SERVER_START_TIMEOUT_S)
             api = kit.Api(base_url)
-            sign_up(api)
+            sign_up(api, work / "data")
             print("Training a small model…", flush=True)
             model_id = train(api, work)
             for rows in sizes:

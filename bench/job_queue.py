@@ -332,14 +332,17 @@ def wait_until_registered(worker: subprocess.Popen[bytes], expected: int, log: P
 
 
 def bench_user(label: str) -> Any:
-    from mlmanager.accounts.services import user_signup
+    """An active user with a team of their own (as an activated sign-up has)."""
+    from mlmanager.accounts.models import User
+    from mlmanager.accounts.services import team_create
 
-    password = "bench-" + os.urandom(12).hex()
-    return user_signup(
+    user = User.objects.create_user(
         email=f"bench-{label}-{os.urandom(3).hex()}@example.com",
-        password=password,
-        name="Bench Queue",
+        password="bench-" + os.urandom(12).hex(),
+        first_name="Bench",
     )
+    team_create(user=user, name="Bench Queue's team")
+    return user
 
 
 def wait_until_finished(job_ids: list[int], *, timeout_s: float) -> None:

@@ -1269,8 +1269,7 @@ def run(arguments: argparse.Namespace, work: Path, began: float) -> int:
         api = kit.Api(f"http://127.0.0.1:{mlmanager_port}")
         email, password = f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(18)
         credentials = {"email": email, "password": password, "name": "Bench Mark"}
-        api.expect("POST", "/api/v1/auth/signup/", credentials, 201)
-        api.token = api.expect("POST", "/api/v1/auth/token/", credentials, 201)["token"]
+        kit.sign_up(api, credentials, work / "data")
         print(
             f"\nTraining on the platform (budget {arguments.budget} s, at most "
             f"{arguments.max_candidates} candidates)…",

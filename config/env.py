@@ -8,15 +8,34 @@ to start without the values that must never have a default (the secret key, allo
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
+
+# Django's own W009 rule, so a key passes here exactly when `check --deploy` passes it; it is
+# private, hence missing from django-stubs.
+from django.core.checks.security.base import (  # type: ignore[attr-defined]
+    _check_secret_key as _is_strong_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 ENVIRONMENTS = ("development", "production")
 TASK_BACKENDS = ("database", "celery")
 LOG_FORMATS = ("text", "json")
+# Ingest caps. A table at both (10 M rows × 20 columns, or 2 M × 100) peaks at 2.1-2.2 GB in a
+# worker converting and profiling it (bench/ingest_limits.py), which leaves a 24 GB machine
+# room for a few jobs at once; training then holds the chosen columns whole (200 M float64
+# cells are 1.6 GB).
+DEFAULT_MAX_ROWS = 10_000_000
+DEFAULT_MAX_CELLS = 200_000_000
 
 
 class ConfigurationError(RuntimeError):
@@ -45,6 +64,20 @@ def _int(name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from error
 
 
+def _positive_int(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise ConfigurationError(f"{name} must be 1 or more, not {value!r}")
+    return value
+
+
+def _non_negative_int(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 0:
+        raise ConfigurationError(f"{name} must be 0 or more, not {value!r}")
+    return value
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -63,6 +96,36 @@ def _list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# DRF's rate format: requests per second, minute, hour or day.
+_RATE = re.compile(r"\d+/(s|sec|m|min|h|hour|d|day)")
+
+
+def _rate(name: str, default: str) -> str | None:
+    """A request rate such as "1200/min"; "off" turns the limit off."""
+    raw = (os.environ.get(name) or default).strip().lower()
+    if raw == "off":
+        return None
+    if not _RATE.fullmatch(raw):
+        raise ConfigurationError(
+            f"{name} must be a rate such as 1200/min (per s, min, hour or day) or off, not {raw!r}"
+        )
+    return raw
+
+
+def _check_production_secret_key(secret_key: str) -> None:
+    """Refuse what Django's deployment check security.W009 flags, with Django's own rule:
+    sessions, password-reset links and model signatures are only as strong as this key."""
+    if _is_strong_secret_key(secret_key):
+        return
+    raise ConfigurationError(
+        f"MLMANAGER_SECRET_KEY is too weak ({len(secret_key)} characters, "
+        f"{len(set(secret_key))} different; Django's check security.W009 asks for at least "
+        f"{SECRET_KEY_MIN_LENGTH} characters, {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different, and "
+        f"no {SECRET_KEY_INSECURE_PREFIX!r} prefix): generate one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 
 def _development_secret_key(data_dir: Path) -> str:
@@ -89,6 +152,8 @@ class Environment:
     allowed_hosts: list[str]
     csrf_trusted_origins: list[str]
     max_upload_mb: int
+    max_rows: int  # of an ingested file, any format
+    max_cells: int  # rows × columns of an ingested file
     signup_open: bool
     email_host: str
     email_port: int
@@ -118,6 +183,14 @@ class Environment:
     job_stale_s: float
     job_requeue_after_s: float
     reaper_interval_s: float
+    trusted_proxies: int  # proxies in front that append to X-Forwarded-For
+    login_failure_limit: int
+    login_lockout_minutes: int
+    api_rate: str | None  # "N/period" for DRF; None: no limit
+    predict_rate: str | None
+    token_rate: str | None
+    account_email_rate: str | None
+    account_address_rate: str | None
 
     @property
     def is_production(self) -> bool:
@@ -138,6 +211,8 @@ def read_environment() -> Environment:
         if production:
             raise ConfigurationError("MLMANAGER_SECRET_KEY must be set in production")
         secret_key = _development_secret_key(data_dir)
+    elif production:
+        _check_production_secret_key(secret_key)
 
     allowed_hosts = _list("MLMANAGER_ALLOWED_HOSTS", [] if production else ["*"])
     if production and not allowed_hosts:
@@ -165,6 +240,8 @@ def read_environment() -> Environment:
         allowed_hosts=allowed_hosts,
         csrf_trusted_origins=_list("MLMANAGER_CSRF_TRUSTED_ORIGINS", []),
         max_upload_mb=_int("MLMANAGER_MAX_UPLOAD_MB", 200),
+        max_rows=_positive_int("MLMANAGER_MAX_ROWS", DEFAULT_MAX_ROWS),
+        max_cells=_positive_int("MLMANAGER_MAX_CELLS", DEFAULT_MAX_CELLS),
         signup_open=_bool("MLMANAGER_SIGNUP_OPEN", default=not production),
         email_host=os.environ.get("MLMANAGER_EMAIL_HOST", ""),
         email_port=_int("MLMANAGER_EMAIL_PORT", 587),
@@ -194,6 +271,14 @@ def read_environment() -> Environment:
         job_stale_s=_float("MLMANAGER_JOB_STALE_S", 3 * heartbeat_s) or 3 * heartbeat_s,
         job_requeue_after_s=_float("MLMANAGER_JOB_REQUEUE_AFTER_S", 600.0),
         reaper_interval_s=_float("MLMANAGER_REAPER_INTERVAL_S", 15.0) or 15.0,
+        trusted_proxies=_non_negative_int("MLMANAGER_TRUSTED_PROXIES", 0),
+        login_failure_limit=_positive_int("MLMANAGER_LOGIN_FAILURE_LIMIT", 5),
+        login_lockout_minutes=_positive_int("MLMANAGER_LOGIN_LOCKOUT_MINUTES", 15),
+        api_rate=_rate("MLMANAGER_API_RATE", "1200/min"),
+        predict_rate=_rate("MLMANAGER_PREDICT_RATE", "6000/min"),
+        token_rate=_rate("MLMANAGER_TOKEN_RATE", "20/min"),
+        account_email_rate=_rate("MLMANAGER_ACCOUNT_EMAIL_RATE", "5/hour"),
+        account_address_rate=_rate("MLMANAGER_ACCOUNT_ADDRESS_RATE", "30/hour"),
     )
 
 

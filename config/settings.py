@@ -6,7 +6,10 @@ production is the same code with MLMANAGER_ENV=production and the values README 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from config.env import read_environment
 from mlmanager.ops.logs import JSON_FORMATTER_OPTIONS
@@ -34,6 +37,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "mlmanager.core",
     "mlmanager.accounts",
     "mlmanager.jobs",
@@ -48,6 +52,8 @@ MIDDLEWARE = [
     # First, so it counts and times every request, including those other middleware answer.
     "mlmanager.ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # django-csp's, adding the live socket to connect-src (CONTENT_SECURITY_POLICY below).
+    "mlmanager.live.csp.LiveSocketCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -59,6 +65,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "mlmanager.accounts.middleware.UserPreferencesMiddleware",
     "mlmanager.core.middleware.ApplicationErrorMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into accounts.lockout's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,6 +118,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The lockout backend first: it refuses a locked-out account or address before the password is
+# checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Login lockout (django-axes, see mlmanager/accounts/lockout.py): failures counted in the
+# database, so every process and machine sees them, separately per account and per client
+# address, on the login page and POST /api/v1/auth/token/. A success does not wipe the count:
+# an attacker's own account must not reset the failures counted against their address.
+MLMANAGER_TRUSTED_PROXIES = ENV.trusted_proxies
+AXES_FAILURE_LIMIT = ENV.login_failure_limit
+AXES_COOLOFF_TIME = timedelta(minutes=ENV.login_lockout_minutes)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False
+AXES_USERNAME_FORM_FIELD = "username"  # the login form's field and authenticate()'s keyword
+AXES_USERNAME_CALLABLE = "mlmanager.accounts.lockout.attempted_email"
+AXES_CLIENT_IP_CALLABLE = "mlmanager.core.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "mlmanager.accounts.lockout.lockout_response"
+# Axes logs its configuration at every process start; our own logs come first (and, with
+# MLMANAGER_LOG_FORMAT=json, are the only lines a collector should see before the first request).
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
@@ -142,6 +173,10 @@ FILE_UPLOAD_HANDLERS = [
 FILE_UPLOAD_TEMP_DIR = ENV.data_dir / "uploads-in-progress"
 FILE_UPLOAD_PERMISSIONS = 0o640
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Ingest caps for every format: bytes do not bound rows (a small Parquet file can declare
+# tens of millions), so the worker refuses files past these before or while reading.
+MLMANAGER_MAX_ROWS = ENV.max_rows
+MLMANAGER_MAX_CELLS = ENV.max_cells
 
 MLMANAGER_SIGNUP_OPEN = ENV.signup_open
 MLMANAGER_SITE_URL = ENV.site_url
@@ -190,7 +225,27 @@ CACHES = {
         }
         if ENV.redis_url
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
+    ),
+    # Request rate limits (mlmanager/core/throttling.py) must be counted where every process
+    # sees them: gunicorn's 2 workers each counting in memory would double every limit. Redis
+    # when configured; else a database table (created by accounts' migration 0002). The timeout
+    # covers the longest window, a day; entries are small counters.
+    "throttles": (
+        {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": ENV.redis_url,
+            "KEY_PREFIX": "throttle",
+            "TIMEOUT": 24 * 60 * 60,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+        if ENV.redis_url
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "mlmanager_throttle_cache",
+            "TIMEOUT": 24 * 60 * 60,
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
+    ),
 }
 
 # Live updates (mlmanager.live), served by `mlmanager live` (ASGI) beside gunicorn. With
@@ -210,6 +265,9 @@ CHANNEL_LAYERS = (
 )
 MLMANAGER_LIVE_URL = ENV.live_url
 MLMANAGER_LIVE_PORT = ENV.live_port
+# The address the servers listen on (HOST): the live server accepts sockets from pages served
+# there, besides the localhost names, MLMANAGER_SITE_URL's host and ALLOWED_HOSTS (mlmanager.live).
+MLMANAGER_HOST = ENV.host
 
 if ENV.email_host:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -228,12 +286,28 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's parsers refusing NUL characters (400 invalid_text), which PostgreSQL cannot store.
+    "DEFAULT_PARSER_CLASSES": [
+        "mlmanager.core.parsers.JSONParser",
+        "mlmanager.core.parsers.FormParser",
+        "mlmanager.core.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "mlmanager.core.pagination.StandardPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "mlmanager.core.api.AutoSchema",
     "EXCEPTION_HANDLER": "mlmanager.core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per-user limits on every API call; predict and the sign-in endpoints set their own.
+    "DEFAULT_THROTTLE_CLASSES": ["mlmanager.core.throttling.ApiRateThrottle"],
+    # DRF's rule for the client address, set to the same number as core.throttling's.
+    "NUM_PROXIES": ENV.trusted_proxies,
 }
+# Request rates ("N/period"; None: no limit), read by mlmanager/core/throttling.py.
+MLMANAGER_API_RATE = ENV.api_rate
+MLMANAGER_PREDICT_RATE = ENV.predict_rate
+MLMANAGER_TOKEN_RATE = ENV.token_rate
+MLMANAGER_ACCOUNT_EMAIL_RATE = ENV.account_email_rate
+MLMANAGER_ACCOUNT_ADDRESS_RATE = ENV.account_address_rate
 SPECTACULAR_SETTINGS = {
     "TITLE": "MLManager API",
     "DESCRIPTION": "Datasets, jobs, teams and (later) models and predictions. "
@@ -304,6 +378,25 @@ if ENV.is_production:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Content-Security-Policy on every response (django-csp): scripts, styles, fonts and images from
+# this site only, no inline script, style or event handler, no eval. Pages keep their scripts and
+# styles in static files; the Swagger UI page (/api/docs/) too (mlmanager.core.api_docs).
+# connect-src also gets the live socket, per request (mlmanager.live.csp). Django's own debug
+# pages (DEBUG 404 and 500) are left without the header by django-csp.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Development serves static files straight from the apps; production from collectstatic output.
 WHITENOISE_USE_FINDERS = not ENV.is_production

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from mlmanager.accounts import api as accounts_api
+from mlmanager.core import api as core_api
 from mlmanager.datasets import api as datasets_api
 from mlmanager.jobs import api as jobs_api
 from mlmanager.machines import api as machines_api
@@ -11,6 +12,22 @@ from mlmanager.ops import views as ops_views
 from mlmanager.predictions import api as predictions_api
 
 api_v1 = [
+    path(
+        "",
+        core_api.ApiIndexApi.as_view(
+            resources={
+                "signup": "api:signup",
+                "token": "api:token",
+                "me": "api:me",
+                "teams": "api:teams",
+                "datasets": "api:datasets",
+                "models": "api:models",
+                "predictions": "api:predictions",
+                "jobs": "api:jobs",
+            }
+        ),
+        name="index",
+    ),
     path("auth/signup/", accounts_api.SignupApi.as_view(), name="signup"),
     path("auth/token/", accounts_api.TokenCreateApi.as_view(), name="token"),
     path("me/", accounts_api.MeApi.as_view(), name="me"),
@@ -102,5 +119,17 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI with its start-up script served apart (?script) and its styles in a static
+    # file: the Content-Security-Policy allows no inline script or style.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="core/api_docs.html"),
+        name="api-docs",
+    ),
+    # Last: any other path under /api/ (unknown, or an id that is not a number) answers 404 in
+    # the API's error shape, never Django's HTML page.
+    re_path(r"^api(?:/|$)", core_api.api_not_found, name=core_api.API_NOT_FOUND_URL_NAME),
 ]
+
+# An error outside any API view answers in the API's shape under /api/ (core.api.server_error).
+handler500 = "mlmanager.core.api.server_error"

@@ -45,7 +45,7 @@ def _manage(arguments: Sequence[str]) -> None:
 
 def _web_command(env: Environment) -> list[str]:
     # Imported here, as in _web_environment: the client subcommands need no gunicorn.
-    from mlmanager.ops.webserver import JSON_LOGGER_CLASS
+    from mlmanager.ops.webserver import JSON_LOGGER_CLASS, control_socket_path
 
     # MLMANAGER_LOG_FORMAT=json: gunicorn's own lines (access log included) as JSON too.
     logger_class = ["--logger-class", JSON_LOGGER_CLASS] if env.log_format == "json" else []
@@ -72,6 +72,8 @@ def _web_command(env: Environment) -> list[str]:
         "300",
         "--access-logfile",
         "-",
+        "--control-socket",
+        str(control_socket_path(env.data_dir, env.port)),
         *logger_class,
     ]
 
@@ -151,10 +153,13 @@ def run() -> int:
         subprocess.Popen(_scheduler_command(), start_new_session=True),  # noqa: S603
     ]
     shown_host = "127.0.0.1" if env.host in ("0.0.0.0", "") else env.host  # noqa: S104
+    # Without an SMTP host, e-mails (sign-up activation links too) print in this terminal.
+    mailed = "e-mailed" if env.email_host else "printed here"
+    signup = f",\n  or sign up a new account (its activation link is {mailed})"
     print(
         f"\n  MLManager is running at http://{shown_host}:{env.port}/  (Ctrl-C stops it)"
-        f"\n  Log in as {env.admin_email} with the password shown when it was created,"
-        "\n  or sign up a new account.\n",
+        f"\n  Log in as {env.admin_email} with the password shown when it was created"
+        f"{signup if env.signup_open else ''}.\n",
         flush=True,
     )
 
@@ -324,6 +329,13 @@ def _client_parser() -> argparse.ArgumentParser:
     source.add_argument("--dataset", type=int, metavar="ID", help="the rows of a dataset")
     batch.add_argument("--format", choices=["csv", "parquet"], default="csv")
     batch.add_argument("--version", type=int)
+    batch.add_argument(
+        "--pass-through",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="with --dataset: a column of the dataset to copy into the result (repeatable)",
+    )
     batch.add_argument("--download", type=Path, metavar="PATH", help="save the result here")
     batch.add_argument("--no-wait", action="store_true", help="return once the batch is queued")
 
@@ -487,6 +499,7 @@ def _batch(client: Client, options: argparse.Namespace) -> int:
         options.file if options.file is not None else options.dataset,
         format=options.format,
         version=options.version,
+        pass_through=options.pass_through,
         wait=not options.no_wait,
         download_to=options.download,
     )

@@ -40,6 +40,9 @@ PREDICT_MAX_ROWS = 10_000
 # Job states (jobs.models.Job.Status) after which nothing changes any more.
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 DOWNLOAD_CHUNK_BYTES = 1 << 20
+# Feedback on an answer whose log entry is still buffered (409 prediction_not_logged_yet) is
+# sent again after Retry-After; the buffer is written every MLMANAGER_PREDICTION_LOG_FLUSH_S.
+FEEDBACK_ATTEMPTS = 4
 
 
 class ClientError(Exception):
@@ -315,10 +318,21 @@ class Client:
 
     def feedback(self, prediction_id: str, actual: Any) -> dict[str, Any]:
         """Record the true value of a prediction ({output: value} for a model with several
-        outputs); a later call corrects an earlier one. Returns the logged prediction."""
-        return self._request(
-            "POST", f"predictions/{prediction_id}/feedback/", json={"actual": _json_value(actual)}
-        )
+        outputs); a later call corrects an earlier one. Returns the logged prediction.
+
+        Right after an answer, its log entry may still be in another web process's buffer:
+        the server then answers 409 `prediction_not_logged_yet` with `Retry-After` rather than
+        hold a thread, and this waits that long and asks again (a few times at most)."""
+        path = f"predictions/{prediction_id}/feedback/"
+        body = {"actual": _json_value(actual)}
+        for _attempt in range(FEEDBACK_ATTEMPTS - 1):
+            try:
+                return self._request("POST", path, json=body)
+            except ClientError as error:
+                if error.code != "prediction_not_logged_yet":
+                    raise
+                time.sleep(float(error.details.get("retry_after_s") or 1))
+        return self._request("POST", path, json=body)
 
     def predictions(
         self,
@@ -344,15 +358,18 @@ class Client:
         *,
         format: str = "csv",
         version: int | None = None,
+        pass_through: Sequence[str] = (),
         wait: bool = True,
         download_to: str | Path | None = None,
     ) -> dict[str, Any]:
         """Predict every row of a file (a path, uploaded) or of a dataset (its id) in a job.
 
         Without `wait`, return the queued batch. With it, return the batch once it succeeded,
-        after streaming its result (the file's columns, then the predictions, as `format` csv
-        or parquet) to `download_to` when given; a batch that fails raises `ClientError`
-        `batch_failed` with the reason.
+        after streaming its result to `download_to` when given (as `format` csv or parquet); a
+        batch that fails raises `ClientError` `batch_failed` with the reason. The result of a
+        file holds the file's columns, then the predictions; the result of a dataset holds the
+        `pass_through` columns named (an id to join on, say), the model's inputs, then the
+        predictions.
         """
         if download_to is not None and not wait:
             raise ValueError("download_to needs wait=True: the result does not exist yet")
@@ -361,7 +378,10 @@ class Client:
         if version is not None:
             fields["version"] = str(version)
         if isinstance(source, int):
-            batch = self._request("POST", path, json={**fields, "dataset": source})
+            body = {**fields, "dataset": source}
+            if pass_through:
+                body["pass_through"] = list(pass_through)
+            batch = self._request("POST", path, json=body)
         else:
             file = Path(source)
             with file.open("rb") as stream:

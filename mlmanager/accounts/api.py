@@ -4,37 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from mlmanager.accounts import selectors, services
 from mlmanager.accounts.models import Membership, Team, User
+from mlmanager.core.api import StrictCharField
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.requests import api_user
-
-
-class CredentialsThrottle(AnonRateThrottle):
-    """Slows password guessing on the unauthenticated endpoints."""
-
-    rate = "20/min"
+from mlmanager.core.throttling import (
+    SignupAddressThrottle,
+    SignupEmailThrottle,
+    TokenCreateAddressThrottle,
+)
 
 
 class CredentialsApi(APIView):
-    """Endpoints that take an e-mail address and password instead of a session or token."""
+    """Endpoints that take an e-mail address and password instead of a session or token.
+    Each names its own throttles (core.throttling); failed sign-ins also count towards the
+    login lockout (accounts.lockout)."""
 
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
-    throttle_classes = [CredentialsThrottle]
+    throttle_classes: list[Any] = []
 
 
 class CredentialsInputSerializer(serializers.Serializer[Any]):
     email = serializers.EmailField()
-    password = serializers.CharField(write_only=True)
+    password = StrictCharField(write_only=True)
 
 
 class TeamOutputSerializer(serializers.ModelSerializer[Team]):
@@ -66,25 +68,33 @@ class UserOutputSerializer(serializers.ModelSerializer[User]):
 
 
 class SignupApi(CredentialsApi):
+    throttle_classes = [SignupAddressThrottle, SignupEmailThrottle]
+
     class InputSerializer(CredentialsInputSerializer):
-        name = serializers.CharField(required=False, allow_blank=True, max_length=300)
+        # Django's MinimumLengthValidator's default, in the schema; its other validators
+        # (common, numeric, like the e-mail address) the schema cannot state.
+        password = StrictCharField(write_only=True, min_length=8)
+        name = StrictCharField(required=False, allow_blank=True, max_length=300)
 
     class OutputSerializer(serializers.Serializer[Any]):
-        user = UserOutputSerializer()
-        team = TeamOutputSerializer()
+        detail = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer})
     def post(self, request: Request) -> Response:
+        """The same answer whether or not the address has an account; the rest (an activation
+        link, or a note to the account's owner) goes to the address by e-mail."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_signup(**serializer.validated_data)
-        data = {"user": user, "team": user.current_team}
-        return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)
+        services.user_signup(**serializer.validated_data)
+        detail = _("Check your e-mail: we sent the address a link to finish signing up.")
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
 
 class TokenCreateApi(CredentialsApi):
+    throttle_classes = [TokenCreateAddressThrottle]
+
     class InputSerializer(CredentialsInputSerializer):
-        name = serializers.CharField(required=False, max_length=100, default="API login")
+        name = StrictCharField(required=False, max_length=100, default="API login")
 
     class OutputSerializer(serializers.Serializer[Any]):
         token = serializers.CharField()
@@ -94,7 +104,9 @@ class TokenCreateApi(CredentialsApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.authenticate_credentials(
-            email=serializer.validated_data["email"], password=serializer.validated_data["password"]
+            request=request._request,
+            email=serializer.validated_data["email"],
+            password=serializer.validated_data["password"],
         )
         _token, raw = services.api_token_create(user=user, name=serializer.validated_data["name"])
         return Response({"token": raw}, status=status.HTTP_201_CREATED)
@@ -122,7 +134,7 @@ class MeApi(APIView):
 
 class TeamListCreateApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=100)
+        name = StrictCharField(max_length=100)
 
     OutputSerializer = TeamWithRoleOutputSerializer
 
@@ -141,7 +153,7 @@ class TeamListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         user = api_user(request)
         team = services.team_create(user=user, name=serializer.validated_data["name"])
-        team = selectors.teams_with_role_for_user(user=user).get(pk=team.pk)
+        team.role = Membership.Role.OWNER  # type: ignore[attr-defined] # as the service made it
         return Response(self.OutputSerializer(team).data, status=status.HTTP_201_CREATED)
 
 

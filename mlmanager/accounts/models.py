@@ -107,6 +107,12 @@ class User(AbstractUser):
     def display_name(self) -> str:
         return self.get_full_name() or self.email
 
+    @property
+    def is_awaiting_activation(self) -> bool:
+        """Signed up, but the mailbox has not followed the activation link yet (activating logs
+        in; an account an admin deactivated has logged in before)."""
+        return not self.is_active and self.last_login is None
+
 
 class Team(TimeStampedModel):
     """A workspace: every dataset, model and job belongs to exactly one team."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.http import urlsafe_base64_decode
 
 from mlmanager.accounts.models import ApiToken, Invitation, Membership, Team, User
+from mlmanager.accounts.tokens import account_activation_token
 from mlmanager.core.access import Action, parse_id, require_team_action
 from mlmanager.core.errors import NotFound
 
@@ -85,3 +87,18 @@ def invitation_by_token(*, token: str) -> Invitation:
 
 def user_api_tokens(*, user: User) -> QuerySet[ApiToken]:
     return user.api_tokens.select_related("team").order_by("-created_at")
+
+
+def user_by_activation_token(*, uidb64: str, token: str) -> User | None:
+    """The inactive account an activation link was made for, or None for a link that is forged,
+    expired, already used or outdated by a password change."""
+    try:
+        user_id = int(urlsafe_base64_decode(uidb64).decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not 0 < user_id < 2**63:  # SQLite raises OverflowError on integers past 64 bits
+        return None
+    user = User.objects.filter(pk=user_id, is_active=False).first()
+    if user is None or not account_activation_token.check_token(user, token):
+        return None
+    return user

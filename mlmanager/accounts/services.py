@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import logging
 import secrets
+import smtplib
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlencode, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from mlmanager.accounts.models import ApiToken, Invitation, Membership, Team, User, hash_token
 from mlmanager.accounts.selectors import access_team
 from mlmanager.accounts.signals import membership_removed
+from mlmanager.accounts.tokens import account_activation_token
 from mlmanager.core.access import Action, parse_id
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 
@@ -41,36 +48,130 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 @transaction.atomic
-def user_signup(*, email: str, password: str, name: str = "") -> User:
-    """Create a user and their first team, where they are owner."""
+def user_signup(*, email: str, password: str, name: str = "", next_url: str = "") -> None:
+    """Sign up without telling whether the address already has an account: the caller gets the
+    same answer either way, and the mailbox of the address learns the rest.
+
+    A new address gets an inactive account, its first team (owner) and an activation link. An
+    active account's address gets a note that someone tried to sign up with it, with links to sign
+    in and to reset the password. An account still waiting for activation gets a link to choose a
+    password and activate it, so the address belongs to whoever reads its mail, not to whoever
+    signed up with it first. Returns nothing, so no interface can leak which case it was."""
     if not settings.MLMANAGER_SIGNUP_OPEN:
         raise PermissionDenied(_("Sign-up is closed on this server."), code="signup_closed")
     email = User.objects.normalize_email(email or "").strip().lower()
     first_name, last_name = _split_name(name)
-    user = User(email=email, first_name=first_name, last_name=last_name)
+    user = User(email=email, first_name=first_name, last_name=last_name, is_active=False)
     try:
         validate_password(password, user)
-        user.full_clean(exclude=["password"])
+        # Uniqueness is checked below, out of sight: its answer is what must not show.
+        user.full_clean(exclude=["password"], validate_unique=False)
     except ValidationError as error:
-        if (
-            "email" in getattr(error, "error_dict", {})
-            and User.objects.filter(email=email).exists()
-        ):
-            raise Conflict(
-                _("An account with this e-mail address already exists."), code="email_taken"
-            ) from None
         raise _validation_error(error) from None
+    # Hashing is most of the work of a sign-up; doing it for an address that has an account too
+    # keeps the answer's timing from telling the two apart.
     user.set_password(password)
-    user.save()
-    team_name = _("%(name)s's team") % {"name": first_name or email.split("@")[0]}
-    team = team_create(user=user, name=team_name)
-    logger.info("user %s signed up with team %s", user.pk, team.pk)
+    existing = User.objects.filter(email=email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:  # the same address signed up concurrently
+            existing = User.objects.get(email=email)
+    if existing is None:
+        team_name = _("%(name)s's team") % {"name": first_name or email.split("@")[0]}
+        team = team_create(user=user, name=team_name)
+        logger.info("user %s signed up with team %s, awaiting activation", user.pk, team.pk)
+        transaction.on_commit(lambda: _send_activation_email(user, next_url=next_url))
+    elif existing.is_awaiting_activation:
+        logger.info("sign-up attempt for user %s, still awaiting activation", existing.pk)
+        transaction.on_commit(lambda: _send_signup_pending_email(existing, next_url=next_url))
+    else:
+        logger.info("sign-up attempt for existing user %s", existing.pk)
+        transaction.on_commit(lambda: _send_signup_existing_email(existing))
+
+
+def activation_url(user: User, *, choose_password: bool = False, next_url: str = "") -> str:
+    """The link, for the account's mailbox only, that activates the account (and, with
+    `choose_password`, sets its password first)."""
+    name = "accounts:activate_choose_password" if choose_password else "accounts:activate"
+    path = reverse(
+        name,
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": account_activation_token.make_token(user),
+        },
+    )
+    query = f"?{urlencode({'next': next_url})}" if next_url else ""
+    return f"{settings.MLMANAGER_SITE_URL}{path}{query}"
+
+
+def _send_account_email(user: User, template: str, context: dict[str, Any]) -> None:
+    context = {
+        "email": user.email,
+        "valid_days": settings.PASSWORD_RESET_TIMEOUT // (24 * 3600),
+        **context,
+    }
+    subject = render_to_string(f"accounts/email/{template}_subject.txt", context)
+    try:
+        send_mail(
+            subject=" ".join(subject.split()),
+            message=render_to_string(f"accounts/email/{template}.txt", context),
+            from_email=None,
+            recipient_list=[user.email],
+        )
+    except (OSError, smtplib.SMTPException):
+        # Sent after the commit: the sign-up stands, and its answer must stay the one every
+        # sign-up gets. Signing up again sends a new link.
+        logger.exception("the %s e-mail to user %s was not sent", template, user.pk)
+
+
+def _send_activation_email(user: User, *, next_url: str) -> None:
+    _send_account_email(
+        user, "activation", {"activate_url": activation_url(user, next_url=next_url)}
+    )
+
+
+def _send_signup_pending_email(user: User, *, next_url: str) -> None:
+    url = activation_url(user, choose_password=True, next_url=next_url)
+    created = user.date_joined.date().isoformat()
+    _send_account_email(user, "signup_pending", {"activate_url": url, "created": created})
+
+
+def _send_signup_existing_email(user: User) -> None:
+    site = settings.MLMANAGER_SITE_URL
+    _send_account_email(
+        user,
+        "signup_existing",
+        {
+            "login_url": f"{site}{reverse('accounts:login')}",
+            "password_reset_url": f"{site}{reverse('accounts:password_reset')}",
+        },
+    )
+
+
+@transaction.atomic
+def user_activate(*, user: User, password: str | None = None) -> User:
+    """Activate an account whose mailbox followed its activation link; with `password` (already
+    validated by the form), that becomes its password."""
+    changed = ["is_active"]
+    if password is not None:
+        user.set_password(password)
+        changed.append("password")
+    user.is_active = True
+    user.save(update_fields=changed)
+    logger.info("user %s activated", user.pk)
     return user
 
 
 @transaction.atomic
 def team_create(*, user: User, name: str) -> Team:
-    """A new team; its creator becomes owner and switches to it."""
+    """A new team; its creator becomes owner and switches to it. A caller whose API token is
+    limited to one team may not: the token would not reach the team it made."""
+    if getattr(user, "restricted_team_id", None) is not None:
+        raise PermissionDenied(
+            _("A token limited to one team cannot create teams."), code="team_scoped_token"
+        )
     team = Team(name=(name or "").strip())
     try:
         team.full_clean()
@@ -272,10 +373,11 @@ def user_update_profile(*, user: User, **fields: Any) -> User:
     return user
 
 
-def authenticate_credentials(*, email: str, password: str) -> User:
-    from django.contrib.auth import authenticate
-
-    user = authenticate(username=(email or "").strip().lower(), password=password or "")
+def authenticate_credentials(*, request: HttpRequest, email: str, password: str) -> User:
+    """The user with these credentials. Through Django's authenticate with the request, so the
+    login lockout (django-axes) counts the attempt and refuses a locked-out account or address;
+    its middleware then answers 429 (accounts.lockout)."""
+    user = authenticate(request, username=(email or "").strip().lower(), password=password or "")
     if user is None:
         raise ApplicationError(
             _("Wrong e-mail address or password."), code="invalid_credentials", status_code=401
@@ -341,6 +443,13 @@ def api_token_revoke(*, user: User, token_id: Any) -> ApiToken:
 def admin_bootstrap(*, email: str, password: str) -> tuple[User, bool]:
     """Create the first superuser with a team, once. Returns (user, created)."""
     existing = User.objects.filter(email=email.lower()).first()
+    if existing is not None and existing.is_awaiting_activation:
+        # A sign-up nobody activated holds the configured address: the operator's password
+        # replaces whatever it was signed up with, so the login `mlmanager run` prints works.
+        existing.set_password(password)
+        existing.is_active = existing.is_staff = existing.is_superuser = True
+        existing.save(update_fields=["password", "is_active", "is_staff", "is_superuser"])
+        return existing, True
     if existing is not None:
         return existing, False
     user = User.objects.create_superuser(email=email, password=password, first_name="Admin")

@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import TemplateView
 
 from mlmanager.accounts import views
+from mlmanager.core.throttling import (
+    PasswordResetAddressThrottle,
+    PasswordResetEmailThrottle,
+    SignupAddressThrottle,
+    SignupEmailThrottle,
+    throttle_posts,
+)
 
 app_name = "accounts"
 
@@ -14,7 +23,35 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("signup/", views.signup, name="signup"),
+    # Sign-up and password reset send mail: POSTs are limited per client address and per
+    # target e-mail address (core.throttling), counted where every process sees them.
+    path(
+        "signup/",
+        throttle_posts(views.signup, SignupAddressThrottle, SignupEmailThrottle),
+        name="signup",
+    ),
+    path(
+        "signup/sent/",
+        TemplateView.as_view(
+            template_name="accounts/message_page.html",
+            extra_context={
+                "title": _("Check your e-mail"),
+                "text": _(
+                    "We sent a message to the address you gave: follow its link to finish. "
+                    "Nothing arrived within a few minutes? Look in the spam folder, or sign up "
+                    "again."
+                ),
+            },
+        ),
+        name="signup_done",
+    ),
+    path("activate/<str:uidb64>/<str:token>/", views.account_activate, name="activate"),
+    path(
+        "activate/<str:uidb64>/<str:token>/password/",
+        views.account_activate,
+        {"choose_password": True},
+        name="activate_choose_password",
+    ),
     path("profile/", views.profile, name="profile"),
     path(
         "password/change/",
@@ -35,12 +72,16 @@ urlpatterns = [
     ),
     path(
         "password/reset/",
-        auth_views.PasswordResetView.as_view(
-            template_name="accounts/form_page.html",
-            email_template_name="accounts/email/password_reset.txt",
-            subject_template_name="accounts/email/password_reset_subject.txt",
-            success_url=reverse_lazy("accounts:password_reset_done"),
-            extra_context={"title": "Reset your password"},
+        throttle_posts(
+            auth_views.PasswordResetView.as_view(
+                template_name="accounts/form_page.html",
+                email_template_name="accounts/email/password_reset.txt",
+                subject_template_name="accounts/email/password_reset_subject.txt",
+                success_url=reverse_lazy("accounts:password_reset_done"),
+                extra_context={"title": "Reset your password"},
+            ),
+            PasswordResetAddressThrottle,
+            PasswordResetEmailThrottle,
         ),
         name="password_reset",
     ),

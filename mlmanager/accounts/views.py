@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -32,8 +34,11 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("datasets:list")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        next_url = request.GET.get("next", "")
         try:
-            user = services.user_signup(**form.cleaned_data)
+            services.user_signup(
+                **form.cleaned_data, next_url=next_url if _is_local(next_url) else ""
+            )
         except ApplicationError as error:
             for field, problems in error.details.items():
                 for problem in problems if isinstance(problems, list) else [problems]:
@@ -41,16 +46,33 @@ def signup(request: HttpRequest) -> HttpResponse:
             if not error.details:
                 form.add_error(None, error.message)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            next_url = request.GET.get("next", "")
-            if next_url.startswith("/") and not next_url.startswith("//"):
-                return redirect(next_url)
-            return redirect("datasets:list")
+            # The same next page whether or not the address has an account: the e-mail says.
+            return redirect("accounts:signup_done")
     return render(
         request,
         "accounts/signup.html",
         {"form": form, "signup_open": settings.MLMANAGER_SIGNUP_OPEN},
     )
+
+
+def account_activate(
+    request: HttpRequest, uidb64: str, token: str, *, choose_password: bool = False
+) -> HttpResponse:
+    """The link of an activation e-mail. Opening it changes nothing (mail scanners open links);
+    the button (POST) activates, and with `choose_password` sets the password first."""
+    user = selectors.user_by_activation_token(uidb64=uidb64, token=token)
+    if user is None:
+        return render(request, "accounts/activate.html", {"valid_link": False})
+    data = request.POST if request.method == "POST" else None
+    form = SetPasswordForm(user, data) if choose_password else forms.Form(data)
+    if form.is_valid():
+        password = form.cleaned_data["new_password1"] if choose_password else None
+        user = services.user_activate(user=user, password=password)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Your account is active. Welcome to MLManager."))
+        next_url = request.GET.get("next", "")
+        return redirect(next_url if _is_local(next_url) else "datasets:list")
+    return render(request, "accounts/activate.html", {"form": form, "valid_link": True})
 
 
 @login_required

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.core.access import Action
+from mlmanager.core.api import ErrorSerializer, StrictCharField
 from mlmanager.core.errors import ApplicationError
+from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
+from mlmanager.core.parsers import JSONParser, MultiPartParser
 from mlmanager.core.uploads import raise_if_upload_too_large
 from mlmanager.datasets import selectors, services
+from mlmanager.datasets.filters import DatasetFilter
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.profiling import COLUMN_TYPES
 
@@ -49,26 +52,23 @@ class DatasetDetailOutputSerializer(DatasetOutputSerializer):
 
 
 class DatasetListCreateApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    # A file comes in a multipart body only (a url-encoded form cannot carry one).
+    parser_classes = [MultiPartParser]
 
-    class FilterSerializer(serializers.Serializer[Any]):
-        status = serializers.ChoiceField(choices=Dataset.Status.choices, required=False)
-        team = serializers.IntegerField(required=False)
+    filterset_class = DatasetFilter
 
     class InputSerializer(serializers.Serializer[Any]):
         file = serializers.FileField(allow_empty_file=True)
-        name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+        name = StrictCharField(required=False, allow_blank=True, max_length=200)
         team = serializers.IntegerField(required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses=DatasetOutputSerializer(many=True))
+    @extend_schema(responses=DatasetOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        datasets = selectors.datasets_for_user(user=request.user)
-        if "status" in filters.validated_data:
-            datasets = datasets.filter(status=filters.validated_data["status"])
-        if "team" in filters.validated_data:
-            datasets = datasets.filter(team_id=filters.validated_data["team"])
+        datasets = filter_queryset(
+            request=request,
+            queryset=selectors.datasets_for_user(user=request.user),
+            filterset_class=self.filterset_class,
+        )
         return paginated_response(
             request=request, view=self, queryset=datasets, serializer_class=DatasetOutputSerializer
         )
@@ -94,7 +94,7 @@ class DatasetDetailApi(APIView):
     parser_classes = [JSONParser]
 
     class UpdateSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(required=False, max_length=200)
+        name = StrictCharField(required=False, max_length=200)
         column_types = serializers.DictField(
             child=serializers.ChoiceField(choices=[*COLUMN_TYPES, ""]), required=False
         )
@@ -111,14 +111,12 @@ class DatasetDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         if not serializer.validated_data:
             raise ApplicationError("Nothing to change: send name and/or column_types.")
-        if "name" in serializer.validated_data:
-            dataset = services.dataset_rename(
-                dataset=dataset, name=serializer.validated_data["name"]
-            )
-        if "column_types" in serializer.validated_data:
-            dataset = services.dataset_set_column_types(
-                user=request.user, dataset=dataset, types=serializer.validated_data["column_types"]
-            )
+        dataset = services.dataset_update(
+            user=request.user,
+            dataset=dataset,
+            name=serializer.validated_data.get("name"),
+            column_types=serializer.validated_data.get("column_types"),
+        )
         return Response(DatasetDetailOutputSerializer(dataset).data)
 
     @extend_schema(responses={204: None})
@@ -142,7 +140,13 @@ class DatasetPreviewApi(APIView):
         columns = serializers.ListField(child=serializers.CharField())
         rows = serializers.ListField(child=serializers.ListField())
 
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer)
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={
+            200: OutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The dataset is not ready."),
+        },
+    )
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = selectors.access_dataset(user=request.user, id=dataset_id)
         filters = self.FilterSerializer(data=request.query_params)

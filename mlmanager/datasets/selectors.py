@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from mlmanager.core.access import Action, access_team_object
 from mlmanager.core.errors import ApplicationError, Conflict
@@ -26,6 +27,20 @@ def access_dataset(*, user: Any, id: Any, action: Action = Action.VIEW) -> Datas
     )
 
 
+def access_dataset_of_team(
+    *, user: Any, id: Any, team_id: int, action: Action = Action.VIEW
+) -> Dataset:
+    """A dataset for an operation on another object of team `team_id` (a batch of a model
+    reads that model's team's datasets only): any other team's dataset is not found, whatever
+    the caller's role there."""
+    return access_team_object(
+        Dataset.objects.select_related("job", "team").filter(team_id=team_id),
+        user=user,
+        id=id,
+        action=action,
+    )
+
+
 def dataset_preview(
     *, dataset: Dataset, offset: int = 0, limit: int = 50
 ) -> tuple[list[str], list[list[Any]]]:
@@ -36,3 +51,17 @@ def dataset_preview(
             f"offset must be ≥ 0 and limit between 1 and {PREVIEW_MAX_LIMIT}.", code="invalid"
         )
     return read_preview(local_path(dataset.parquet_path), offset=offset, limit=limit)
+
+
+def require_columns(*, dataset: Dataset, names: list[str], field: str) -> None:
+    """400 `unknown_column` when the dataset lacks any of `names` (sent as request `field`);
+    `details` names them and lists the dataset's columns."""
+    columns = [column["name"] for column in dataset.columns]
+    unknown = [name for name in names if name not in columns]
+    if unknown:
+        raise ApplicationError(
+            _("The dataset has no column %(names)s.")
+            % {"names": ", ".join(f"“{name}”" for name in unknown)},
+            code="unknown_column",
+            details={field: unknown, "columns": columns},
+        )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -84,6 +85,8 @@ def convert_in_job(
             source,
             parquet,
             original_name=original_name,
+            max_rows=settings.MLMANAGER_MAX_ROWS,
+            max_cells=settings.MLMANAGER_MAX_CELLS,
             on_progress=lambda done: context.progress(done * share, _("Reading the file")),
             should_cancel=context.is_cancel_requested,
         )
@@ -235,6 +238,22 @@ def dataset_rename(*, dataset: Dataset, name: str) -> Dataset:
         )
     dataset.name = name[:200]
     dataset.save(update_fields=["name", "updated_at"])
+    return dataset
+
+
+@transaction.atomic
+def dataset_update(
+    *,
+    user: Any,
+    dataset: Dataset,
+    name: str | None = None,
+    column_types: dict[str, str] | None = None,
+) -> Dataset:
+    """Rename and/or override column types as one change: a refused type keeps the old name."""
+    if name is not None:
+        dataset = dataset_rename(dataset=dataset, name=name)
+    if column_types is not None:
+        dataset = dataset_set_column_types(user=user, dataset=dataset, types=column_types)
     return dataset
 
 

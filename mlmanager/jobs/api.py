@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -11,8 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.core.access import Action
+from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
 from mlmanager.jobs import selectors, services
+from mlmanager.jobs.filters import JobFilter
 from mlmanager.jobs.models import Job
 
 
@@ -41,19 +41,15 @@ class JobOutputSerializer(serializers.ModelSerializer[Job]):
 
 
 class JobListApi(APIView):
-    class FilterSerializer(serializers.Serializer[Any]):
-        status = serializers.ChoiceField(choices=Job.Status.choices, required=False)
-        team = serializers.IntegerField(required=False)
+    filterset_class = JobFilter
 
-    @extend_schema(parameters=[FilterSerializer], responses=JobOutputSerializer(many=True))
+    @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        jobs = selectors.jobs_for_user(user=request.user)
-        if "status" in filters.validated_data:
-            jobs = jobs.filter(status=filters.validated_data["status"])
-        if "team" in filters.validated_data:
-            jobs = jobs.filter(team_id=filters.validated_data["team"])
+        jobs = filter_queryset(
+            request=request,
+            queryset=selectors.jobs_for_user(user=request.user),
+            filterset_class=self.filterset_class,
+        )
         return paginated_response(
             request=request, view=self, queryset=jobs, serializer_class=JobOutputSerializer
         )

@@ -12,7 +12,8 @@ FALLBACK_POLL = "5s"
 
 def live(request: HttpRequest) -> dict[str, Any]:
     """Where the layout's script opens its socket: MLMANAGER_LIVE_URL, else this host on
-    MLMANAGER_LIVE_PORT (ws or wss as the page); and the partials' fallback poll interval."""
+    MLMANAGER_LIVE_PORT (ws or wss as the page); and how often, while it has no socket, it
+    fires `mlmanager:poll` for the partials' fallback poll (all on <body>, read by live.js)."""
     if not request.user.is_authenticated:
         return {}
     return {

@@ -7,17 +7,21 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.core.access import Action
+from mlmanager.core.api import StrictCharField
 from mlmanager.core.errors import ApplicationError
+from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
+from mlmanager.core.parsers import JSONParser
 from mlmanager.core.requests import api_user
 from mlmanager.datasets.selectors import access_dataset
+from mlmanager.engine.training import TASKS
 from mlmanager.machines import selectors, services
+from mlmanager.machines.filters import MachineFilter
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
 
 
@@ -88,8 +92,10 @@ class RunOutputSerializer(serializers.ModelSerializer[TrainingRun]):
     )
     is_active = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
-    started_at = serializers.DateTimeField(source="job.started_at", read_only=True)
-    finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
+    started_at = serializers.DateTimeField(source="job.started_at", read_only=True, allow_null=True)
+    finished_at = serializers.DateTimeField(
+        source="job.finished_at", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = TrainingRun
@@ -146,36 +152,63 @@ class VersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
         return bool(version.pk == version.machine.active_version_id)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "A column name."},
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "A column name."},
+                    "task": {"type": "string", "enum": list(TASKS)},
+                    "metric": {"type": "string"},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+)
+class OutputItemField(serializers.JSONField):
+    """One output of a model: a column name, or an object naming it with its task and metric
+    (the service checks the object's keys and values)."""
+
+    default_error_messages = {
+        "invalid": "An output is a column name, or an object with a name and optionally a "
+        "task and a metric.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str | dict):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[arg-type]
+
+
 class MachineListCreateApi(APIView):
     parser_classes = [JSONParser]
 
-    class FilterSerializer(serializers.Serializer[Any]):
-        team = serializers.IntegerField(required=False)
-        dataset = serializers.IntegerField(required=False)
-        status = serializers.ChoiceField(choices=Machine.Status.choices, required=False)
+    filterset_class = MachineFilter
 
     class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-        description = serializers.CharField(required=False, allow_blank=True)
+        name = StrictCharField(required=False, allow_blank=True, max_length=200)
+        description = StrictCharField(required=False, allow_blank=True)
         dataset = serializers.IntegerField()
         outputs = serializers.ListField(
-            child=serializers.JSONField(),
+            child=OutputItemField(),
             help_text="Column names, or objects {name, task, metric} (task and metric optional).",
         )
-        inputs = serializers.ListField(child=serializers.CharField(), required=False)
+        inputs = serializers.ListField(child=StrictCharField(), required=False)
         level = serializers.IntegerField(required=False, allow_null=True)
         time_budget_s = serializers.IntegerField(required=False, allow_null=True)
-        metric = serializers.CharField(required=False)
+        metric = StrictCharField(required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses=MachineOutputSerializer(many=True))
+    @extend_schema(responses=MachineOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        machines = selectors.machines_for_user(user=request.user)
-        for field in ("team", "dataset", "status"):
-            if field in filters.validated_data:
-                key = field if field == "status" else f"{field}_id"
-                machines = machines.filter(**{key: filters.validated_data[field]})
+        machines = filter_queryset(
+            request=request,
+            queryset=selectors.machines_for_user(user=request.user),
+            filterset_class=self.filterset_class,
+        )
         return paginated_response(
             request=request, view=self, queryset=machines, serializer_class=MachineOutputSerializer
         )
@@ -206,13 +239,13 @@ class MachineDetailApi(APIView):
     parser_classes = [JSONParser]
 
     class UpdateSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(required=False, max_length=200)
-        description = serializers.CharField(required=False, allow_blank=True)
-        outputs = serializers.ListField(child=serializers.JSONField(), required=False)
-        inputs = serializers.ListField(child=serializers.CharField(), required=False)
+        name = StrictCharField(required=False, max_length=200)
+        description = StrictCharField(required=False, allow_blank=True)
+        outputs = serializers.ListField(child=OutputItemField(), required=False)
+        inputs = serializers.ListField(child=StrictCharField(), required=False)
         level = serializers.IntegerField(required=False, allow_null=True)
         time_budget_s = serializers.IntegerField(required=False, allow_null=True)
-        metric = serializers.CharField(required=False)
+        metric = StrictCharField(required=False)
 
     @extend_schema(responses=MachineDetailOutputSerializer)
     def get(self, request: Request, machine_id: int) -> Response:

@@ -1,5 +1,5 @@
 """What the gunicorn web server (`mlmanager web`, `mlmanager run`) needs from operations: the
-folder its worker processes share metrics through, and JSON logs.
+folder its worker processes share metrics through, its own control socket, and JSON logs.
 
 Imported by mlmanager.cli and by the gunicorn master, before Django is set up: no Django here.
 """
@@ -28,6 +28,20 @@ def metrics_directory(data_dir: Path) -> Path:
     servers on two hosts must neither empty each other's folder when they start nor write to
     the same file (named by process id, which another host may reuse)."""
     return data_dir / "prometheus" / socket.gethostname()
+
+
+def control_socket_path(data_dir: Path, port: int) -> Path:
+    """Gunicorn's control socket (`gunicornc -s PATH`: show workers, add or remove some, reload)
+    for this web server alone: one per host and port in the data folder.
+
+    Gunicorn's default, ~/.gunicorn/gunicorn.ctl, is one path for every gunicorn the user runs:
+    each server that starts removes the socket of the one before and takes its place, so
+    `gunicornc` talks to whichever started last, and the first to stop removes the socket of
+    the other. Named by host as the metrics folder is (a shared data folder in scale-out) and by
+    port (two servers of one data folder on one host, which _require_free_port keeps apart).
+    A data folder so deep that the path exceeds the 107 bytes of a Unix socket's address only
+    costs the control socket: gunicorn logs a warning and serves without one."""
+    return data_dir / "gunicorn" / f"{socket.gethostname()}-{port}.ctl"
 
 
 def metrics_directory_reset(directory: Path) -> Path:

@@ -15,7 +15,7 @@ from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,14 +23,19 @@ from rest_framework.views import APIView
 from mlmanager.accounts.authentication import BearerTokenAuthentication
 from mlmanager.accounts.services import api_token_touch
 from mlmanager.core.access import Action, access_team_object
+from mlmanager.core.api import StrictCharField
 from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
+from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
+from mlmanager.core.parsers import JSONParser, MultiPartParser, refuse_nul_in_json
+from mlmanager.core.throttling import PredictRateThrottle
 from mlmanager.core.uploads import raise_if_upload_too_large
 from mlmanager.datasets import files
 from mlmanager.datasets.api import DatasetDetailOutputSerializer
-from mlmanager.datasets.selectors import access_dataset
+from mlmanager.datasets.selectors import access_dataset_of_team
 from mlmanager.machines.models import Machine
 from mlmanager.predictions import batches, selectors, services
+from mlmanager.predictions.filters import PredictionFilter
 from mlmanager.predictions.models import BatchPrediction, Prediction
 from mlmanager.predictions.selectors import PredictGrant
 
@@ -52,7 +57,8 @@ _NOT_A_JSON_NUMBER = re.compile(r"NaN|Infinity")
 class PredictJSONParser(BaseParser):
     """Strict JSON (orjson: NaN and Infinity refused) with the body capped at
     MLMANAGER_PREDICT_MAX_BODY_BYTES: the declared length is checked before reading, the
-    actual length while reading."""
+    actual length while reading. NUL characters are refused as by every API parser
+    (core.parsers): the prediction log could not store them."""
 
     media_type = "application/json"
 
@@ -66,7 +72,7 @@ class PredictJSONParser(BaseParser):
         if len(body) > limit:
             raise _too_large(limit)
         try:
-            return orjson.loads(body)  # strict: NaN, Infinity and 1e999 are errors
+            parsed = orjson.loads(body)  # strict: NaN, Infinity and 1e999 are errors
         except orjson.JSONDecodeError as error:
             message = _("The body is not valid JSON: %(error)s.") % {"error": error}
             if _NOT_A_JSON_NUMBER.match(error.doc, error.pos) or "infinity" in error.msg:
@@ -74,6 +80,8 @@ class PredictJSONParser(BaseParser):
                     "NaN and Infinity are not JSON numbers: send null for a missing value."
                 )
             raise ApplicationError(message, code="invalid_json") from None
+        refuse_nul_in_json(body, parsed)
+        return parsed
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -88,6 +96,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 class ModelPredictApi(APIView):
     parser_classes = [PredictJSONParser]
+    throttle_classes = [PredictRateThrottle]  # its own limit, higher than the rest of the API
     # orjson writes a 1 000-row answer in ~0.3 ms where the standard encoder takes ~5 ms.
     renderer_classes = [ORJSONRenderer]
 
@@ -95,6 +104,8 @@ class ModelPredictApi(APIView):
         version = serializers.IntegerField(required=False, min_value=1)
 
     class InputSerializer(serializers.Serializer[Any]):
+        required_one_of = ("rows", "columns")  # documented; the service refuses both or none
+
         rows = serializers.ListField(child=serializers.DictField(), required=False)
         columns = serializers.DictField(child=serializers.ListField(), required=False)
 
@@ -174,26 +185,14 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
 
 
 class PredictionListApi(APIView):
-    class FilterSerializer(serializers.Serializer[Any]):
-        model = serializers.IntegerField(required=False)
-        version = serializers.IntegerField(required=False, min_value=1)
-        source = serializers.ChoiceField(  # type: ignore[assignment]
-            choices=Prediction.Source.choices, required=False
-        )
-        has_feedback = serializers.BooleanField(required=False, allow_null=True, default=None)
+    filterset_class = PredictionFilter
 
-    @extend_schema(parameters=[FilterSerializer], responses=PredictionOutputSerializer(many=True))
+    @extend_schema(responses=PredictionOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        data = filters.validated_data
-        machine = _machine(request, data["model"]) if "model" in data else None
-        predictions = selectors.predictions_for_user(
-            user=request.user,
-            machine=machine,
-            source=data.get("source"),
-            version=data.get("version"),
-            has_feedback=data.get("has_feedback"),
+        predictions = filter_queryset(
+            request=request,
+            queryset=selectors.predictions_for_user(user=request.user),
+            filterset_class=self.filterset_class,
         )
         return paginated_response(
             request=request,
@@ -213,9 +212,15 @@ class PredictionFeedbackApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=PredictionOutputSerializer)
     def post(self, request: Request, prediction_id: str) -> Response:
-        prediction = selectors.access_prediction(
-            user=request.user, id=prediction_id, action=Action.CHANGE
-        )
+        try:
+            prediction = selectors.access_prediction(
+                user=request.user, id=prediction_id, action=Action.CHANGE
+            )
+        except selectors.PredictionNotLoggedYet as not_yet:
+            # The error shape, with the standard header clients retry by.
+            response = Response(not_yet.as_dict(), status=not_yet.status_code)
+            response["Retry-After"] = str(not_yet.retry_after_s)
+            return response
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         prediction = services.prediction_feedback(
@@ -246,7 +251,7 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
     progress = serializers.IntegerField(source="job.progress")
     message = serializers.CharField(source="job.message")
     error = serializers.CharField(source="job.error")
-    finished_at = serializers.DateTimeField(source="job.finished_at")
+    finished_at = serializers.DateTimeField(source="job.finished_at", allow_null=True)
     download_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -257,6 +262,7 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
             "model_version",
             "dataset",
             "original_filename",
+            "pass_through",
             "format",
             "job",
             "status",
@@ -279,15 +285,26 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
 
 
 class ModelBatchPredictionApi(APIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    # A file in a multipart body, or a dataset's id in either; a url-encoded form cannot carry
+    # a file and JSON does it all for a dataset.
+    parser_classes = [MultiPartParser, JSONParser]
 
     class InputSerializer(serializers.Serializer[Any]):
+        # documented; batch_create refuses both or none
+        required_one_of: tuple[str, ...] = ("file", "dataset")
+
         file = serializers.FileField(required=False, allow_empty_file=True)
         dataset = serializers.IntegerField(required=False)
         format = serializers.ChoiceField(
             choices=BatchPrediction.Format.choices, default=BatchPrediction.Format.CSV
         )
         version = serializers.IntegerField(required=False, min_value=1)
+        pass_through = serializers.ListField(
+            child=StrictCharField(),
+            required=False,
+            help_text="With a dataset: its columns to copy into the result besides the "
+            "model's inputs (default none). An uploaded file's columns are all kept.",
+        )
 
     @extend_schema(responses=BatchOutputSerializer(many=True))
     def get(self, request: Request, machine_id: int) -> Response:
@@ -300,7 +317,20 @@ class ModelBatchPredictionApi(APIView):
             context={"request": request},
         )
 
-    @extend_schema(request=InputSerializer, responses={202: BatchOutputSerializer})
+    # The schema of a JSON body, which cannot carry a file (InputSerializer validates it).
+    class JSONInputSerializer(InputSerializer):
+        required_one_of = ()
+
+        file = None  # type: ignore[assignment]
+        dataset = serializers.IntegerField()
+
+    @extend_schema(
+        request={
+            "multipart/form-data": InputSerializer,
+            "application/json": JSONInputSerializer,
+        },
+        responses={202: BatchOutputSerializer},
+    )
     def post(self, request: Request, machine_id: int) -> Response:
         data = request.data  # parses the body; the size limit is enforced while it streams
         raise_if_upload_too_large(request._request)
@@ -311,7 +341,9 @@ class ModelBatchPredictionApi(APIView):
         version = services.version_for_prediction(machine=machine, number=values.get("version"))
         dataset = None
         if values.get("dataset") is not None:
-            dataset = access_dataset(user=request.user, id=values["dataset"])
+            dataset = access_dataset_of_team(
+                user=request.user, id=values["dataset"], team_id=machine.team_id
+            )
         batch = batches.batch_create(
             machine=machine,
             version=version,
@@ -319,6 +351,7 @@ class ModelBatchPredictionApi(APIView):
             upload=values.get("file"),
             dataset=dataset,
             output_format=values["format"],
+            pass_through=values.get("pass_through"),
         )
         return Response(
             BatchOutputSerializer(batch, context={"request": request}).data,
@@ -335,7 +368,12 @@ class BatchPredictionDetailApi(APIView):
 
 class BatchPredictionDownloadApi(APIView):
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        # FileResponse types the file by its name: CSV as text/csv, Parquet (which Python's
+        # mimetypes does not know) as application/octet-stream.
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        },
         parameters=[OpenApiParameter("batch_id", int, OpenApiParameter.PATH)],
     )
     def get(self, request: Request, batch_id: int) -> FileResponse:

@@ -3,9 +3,14 @@
 The job streams: an upload is converted to Parquet by the same streaming reader datasets use,
 then record batches of BATCH_ROWS rows are read, predicted and appended to the result, so
 memory stays bounded by one batch whatever the file's length (5 000 000 rows run in well under
-1 GB). The result (every column of the file, then the predictions and probabilities) is
-written under a temporary name and renamed when complete; CSV text cells that a spreadsheet
-would run as a formula are prefixed with an apostrophe.
+1 GB). The result is written under a temporary name and renamed when complete; CSV text
+cells that a spreadsheet would run as a formula are prefixed with an apostrophe.
+
+What a result holds: for an uploaded file, every column of the file (the caller's own rows),
+then the predictions and probabilities; for a dataset, only the model's inputs and the columns
+the caller named (`pass_through`), then the predictions. The dataset must be of the model's
+team, and any member of that team may download the result: copying every column would let a
+batch carry data out of the dataset that nobody asked to share.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from mlmanager.core.errors import ApplicationError, Conflict
+from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files
 from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.selectors import require_columns
 from mlmanager.datasets.services import checked_upload, convert_in_job
 from mlmanager.jobs.models import Job
 from mlmanager.jobs.runner import JobContext
@@ -51,10 +57,18 @@ def batch_create(
     upload: UploadedFile | None = None,
     dataset: Dataset | None = None,
     output_format: str = BatchPrediction.Format.CSV,
+    pass_through: list[str] | None = None,
 ) -> BatchPrediction:
-    """Keep the upload (or note the dataset) and queue the job that predicts it."""
+    """Keep the upload (or note the dataset) and queue the job that predicts it.
+
+    `dataset` must belong to the model's team (callers look it up with
+    `access_dataset_of_team`; checked again here). `pass_through` names the dataset's columns
+    to copy into the result besides the model's inputs (none by default); an upload keeps all
+    of its columns and takes none."""
     if (upload is None) == (dataset is None):
         raise ApplicationError(_("Upload a file or choose a dataset (one of the two)."))
+    if dataset is not None and dataset.team_id != machine.team_id:
+        raise NotFound()  # objects combined in one operation belong to one team
     if output_format not in BatchPrediction.Format.values:
         raise ApplicationError(
             _("The result format must be csv or parquet."),
@@ -72,6 +86,12 @@ def batch_create(
     )
     temporary_path: Path | None = None
     if upload is not None:
+        if pass_through:
+            raise ApplicationError(
+                _("“pass_through” applies to a dataset; an uploaded file keeps all its columns."),
+                code="invalid",
+                details={"pass_through": pass_through},
+            )
         temporary_path, original_name, extension = checked_upload(upload)
         batch.original_filename = original_name
         batch.source_name = f"source{extension}"
@@ -81,6 +101,7 @@ def batch_create(
             raise Conflict(_("The dataset is not ready yet."), code="dataset_not_ready")
         batch.dataset = dataset
         batch.original_filename = dataset.original_filename
+        batch.pass_through = _checked_pass_through(dataset, pass_through or [])
     folder = files.local_path(batch.storage_dir)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -105,6 +126,11 @@ def batch_create(
     return batch
 
 
+def _checked_pass_through(dataset: Dataset, names: list[str]) -> list[str]:
+    require_columns(dataset=dataset, names=names, field="pass_through")
+    return list(dict.fromkeys(names))  # the order given, repeats dropped
+
+
 def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
     batch = BatchPrediction.objects.select_related("version", "dataset").filter(pk=batch_id).first()
     if batch is None:
@@ -123,6 +149,7 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
             temporary,
             batch.output_format,
             progress_from=0 if batch.dataset_id is not None else CONVERSION_SHARE,
+            pass_through=batch.pass_through,
         )
         temporary.replace(result)
     except BaseException:
@@ -169,14 +196,21 @@ def _predict_file(
     output_format: str,
     *,
     progress_from: float,
+    pass_through: list[str] | None = None,
 ) -> int:
+    """Predict `rows_path` into `result`; with `pass_through` (not None), only the model's
+    inputs and those columns of the file are kept, read from the file and nothing else."""
     source = pq.ParquetFile(rows_path)
+    kept = None
+    if pass_through is not None:
+        wanted = set(served.schema.by_name) | set(pass_through)
+        kept = [name for name in source.schema_arrow.names if name in wanted]
     total = max(1, source.metadata.num_rows)
     writer: Any = None
     schema: pa.Schema | None = None
     done = 0
     try:
-        for batch in source.iter_batches(batch_size=BATCH_ROWS):
+        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=kept):
             context.check_cancelled()
             table = _with_predictions(served, pa.Table.from_batches([batch]))
             if output_format == BatchPrediction.Format.CSV:
@@ -198,7 +232,10 @@ def _predict_file(
                 % {"done": f"{done:,}", "total": f"{total:,}"},
             )
         if writer is None:  # a file with a header and no rows
-            empty = _with_predictions(served, source.schema_arrow.empty_table())
+            empty_table = source.schema_arrow.empty_table()
+            if kept is not None:
+                empty_table = empty_table.select(kept)
+            empty = _with_predictions(served, empty_table)
             if output_format == BatchPrediction.Format.CSV:
                 writer = pa_csv.CSVWriter(str(result), _csv_safe(empty).schema)
             else:
@@ -264,6 +301,9 @@ def _csv_safe(table: pa.Table) -> pa.Table:
             kind = pa.string()
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             risky = pc.match_substring_regex(column, _FORMULA_START)
-            column = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+            # The separators in the column's own type: a large_string column (pandas
+            # writes them) has no kernel joining it with plain strings.
+            quote, nothing = pa.scalar("'", type=kind), pa.scalar("", type=kind)
+            column = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing), column)
         columns.append(column)
     return pa.table(columns, names=table.column_names)

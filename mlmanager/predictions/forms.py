@@ -82,8 +82,14 @@ class SuggestionsInput(forms.TextInput):
 
 class BatchForm(forms.Form):
     file = forms.FileField(required=False, label=_("File (CSV, Parquet, Excel, JSON Lines)"))
-    dataset = forms.TypedChoiceField(
-        required=False, coerce=int, empty_value=None, label=_("or a dataset")
+    # A number, not a choice among the shown datasets: the service looks it up within the
+    # model's team, so a dataset of another team is "not found" on pages as in the API.
+    dataset = forms.IntegerField(required=False, label=_("or a dataset"), widget=forms.Select)
+    pass_through = forms.CharField(
+        required=False,
+        max_length=2000,
+        label=_("Dataset columns to keep (comma-separated)"),
+        help_text=_("Besides the model's inputs; an uploaded file keeps all its columns."),
     )
     format = forms.ChoiceField(
         choices=BatchPrediction.Format.choices,
@@ -93,7 +99,11 @@ class BatchForm(forms.Form):
 
     def __init__(self, *args: Any, datasets: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["dataset"].choices = [("", "—"), *datasets]  # type: ignore[attr-defined]
+        self.fields["dataset"].widget.choices = [("", "—"), *datasets]  # type: ignore[attr-defined]
+
+    def clean_pass_through(self) -> list[str]:
+        text = self.cleaned_data.get("pass_through") or ""
+        return [name.strip() for name in text.split(",") if name.strip()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DataError, IntegrityError, close_old_connections, connection, transaction
 
 from mlmanager.predictions.models import Prediction
 
@@ -68,7 +68,8 @@ def seconds_until_written(prediction_id: uuid.UUID) -> float:
 
     Prediction ids are version-7 UUIDs: they carry the millisecond they were made (see
     services._new_ids). Feedback sent right after an answer may reach another web process than
-    the one holding the entry in its buffer; that one writes it within the interval.
+    the one holding the entry in its buffer; that one writes it within the interval, and the
+    feedback is refused until then with this time to retry (selectors.access_prediction).
     """
     interval = settings.MLMANAGER_PREDICTION_LOG_FLUSH_S
     if interval <= 0 or prediction_id.version != 7:
@@ -122,10 +123,17 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
 
 
-def insert_entries(batches: list[AnsweredRows]) -> None:
-    """Write the entries of `batches` in one transaction. JSON goes as text, which PostgreSQL
-    casts to jsonb because Django binds parameters on the client (psycopg's default; with
-    `server_side_binding` it would refuse text for a jsonb column)."""
+def insert_entries(batches: list[AnsweredRows]) -> int:
+    """Write the entries of `batches`; returns how many were written.
+
+    All in one transaction with `executemany`; when that fails (one entry the database refuses,
+    such as text PostgreSQL cannot store), again entry by entry, each in its own savepoint, so
+    one bad entry never loses the others: those that still fail are logged with their ids,
+    never raised. A lost connection is raised (nothing could be written).
+
+    JSON goes as text, which PostgreSQL casts to jsonb because Django binds parameters on the
+    client (psycopg's default; with `server_side_binding` it would refuse text for a jsonb
+    column)."""
     meta = Prediction._meta
     quote = connection.ops.quote_name
     column_of = {field.name: field.column for field in meta.concrete_fields}
@@ -134,9 +142,27 @@ def insert_entries(batches: list[AnsweredRows]) -> None:
     # Names from the model's metadata only; every value is a bound parameter.
     statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
     native_uuid = connection.features.has_native_uuid_field
+    rows = [row for answered in batches for row in answered.rows(native_uuid=native_uuid)]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(statement, rows)
+        return len(rows)
+    except (DataError, IntegrityError) as error:
+        logger.warning(
+            "writing %s prediction log entries at once failed (%s); writing them one by one",
+            len(rows),
+            error,
+        )
+    written = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        for answered in batches:
-            cursor.executemany(statement, answered.rows(native_uuid=native_uuid))
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    cursor.execute(statement, row)
+                written += 1
+            except (DataError, IntegrityError) as error:
+                logger.error("prediction log entry %s not written: %s", uuid.UUID(row[0]), error)
+    return written
 
 
 class PredictionLog:

@@ -5,7 +5,9 @@ the answer is made, so the response can name it before the buffered log reaches 
 (see `log`). `feedback` holds the true values a user reports later, per output.
 
 A BatchPrediction is a file of rows (an upload or a dataset) predicted by a Job into a result
-file under a server-chosen folder.
+file under a server-chosen folder. A dataset's result holds the model's inputs, the predictions
+and only the columns the caller named (`pass_through`): the result can be downloaded by any
+member of the model's team.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ class BatchPrediction(TeamOwnedModel):
     storage_dir = models.CharField(max_length=200, unique=True)
     source_name = models.CharField(max_length=40, blank=True)
     output_format = models.CharField(max_length=8, choices=Format.choices, default=Format.CSV)
+    pass_through = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Columns of the dataset copied into the result besides the model's inputs; "
+            "null for an uploaded file, whose columns are all kept."
+        ),
+    )
     row_count = models.BigIntegerField(null=True, blank=True)
     result_size_bytes = models.BigIntegerField(null=True, blank=True)
 

@@ -90,8 +90,18 @@ class InputSchema:
                 code="unknown_fields",
                 details={"fields": extra},
             )
-        if ("rows" in payload) == ("columns" in payload):
-            raise _invalid(_("Send either “rows” (a list of objects) or “columns”, not both."))
+        if "rows" not in payload and "columns" not in payload:
+            raise _invalid(
+                _(
+                    "The body has neither “rows” nor “columns”. Send “rows” (a list of "
+                    "objects, one per row) or “columns” (an object with a list of values per "
+                    "input)."
+                ),
+                code="no_rows",
+                details={"missing": ["rows", "columns"]},
+            )
+        if "rows" in payload and "columns" in payload:
+            raise _invalid(_("Send either “rows” or “columns”, not both."))
         if "rows" in payload:
             return self.parse_rows(payload["rows"])
         return self.parse_columns(payload["columns"])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 import uuid
 from typing import Any, TypeVar
 
 from django.db import connection, models
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from mlmanager.accounts.models import ApiToken, Membership, User, hash_token
 from mlmanager.accounts.services import TOKEN_LAST_USED_RESOLUTION
@@ -21,7 +21,7 @@ from mlmanager.core.access import (
     require_role_action,
     require_team_action,
 )
-from mlmanager.core.errors import NotFound
+from mlmanager.core.errors import Conflict, NotFound
 from mlmanager.machines.models import Machine, ModelVersion
 from mlmanager.predictions.log import prediction_log, seconds_until_written
 from mlmanager.predictions.models import BatchPrediction, Prediction
@@ -164,10 +164,32 @@ def _deferred(model: type[_ModelT], **values: Any) -> _ModelT:
     return model.from_db(connection.alias, names, [values[name] for name in names])
 
 
+class PredictionNotLoggedYet(Conflict):
+    """The id was made so recently that its entry may still be in a web process's log buffer:
+    ask again after `retry_after_s` (the API sends it as Retry-After)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            _(
+                "This prediction is not in the log yet: it was answered a moment ago. "
+                "Send the feedback again in %(seconds)s s."
+            )
+            % {"seconds": retry_after_s},
+            code="prediction_not_logged_yet",
+            details={"retry_after_s": retry_after_s},
+        )
+        self.retry_after_s = retry_after_s
+
+
 def access_prediction(*, user: Any, id: Any, action: Action = Action.VIEW) -> Prediction:
     """A logged prediction by its UUID. One answered a moment ago may still be in a log
-    buffer: this process's is written first, another's is waited for (at most the log's
-    interval and a margin, and only for an id made that recently)."""
+    buffer: this process's is written first; for one that may be in another process's buffer
+    (its id is younger than the log's interval and a margin) PredictionNotLoggedYet says when
+    to ask again. No request waits for another process: a client sending made-up fresh ids
+    would hold a web thread per request.
+
+    Whether an id is "not logged yet" depends on its time alone, not on whether another team
+    has such a prediction, so the answer tells nothing about other teams."""
     try:
         key = uuid.UUID(str(id))
     except ValueError:
@@ -177,8 +199,7 @@ def access_prediction(*, user: Any, id: Any, action: Action = Action.VIEW) -> Pr
     if prediction is None and prediction_log.flush():
         prediction = found.first()
     if prediction is None and (wait := seconds_until_written(key)):
-        time.sleep(wait)  # answered a moment ago, maybe by another web process
-        prediction = found.first()
+        raise PredictionNotLoggedYet(retry_after_s=math.ceil(wait))
     if prediction is None:
         raise NotFound()
     require_team_action(user=user, team_id=prediction.team_id, action=action)

@@ -16,11 +16,12 @@ from django.views.decorators.http import require_POST
 
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError
+from mlmanager.core.filters import MAX_ID
 from mlmanager.core.htmx import render_page_or_partial
 from mlmanager.core.requests import AuthenticatedHttpRequest
 from mlmanager.core.uploads import raise_if_upload_too_large
 from mlmanager.datasets.models import Dataset
-from mlmanager.datasets.selectors import access_dataset, datasets_for_user
+from mlmanager.datasets.selectors import access_dataset_of_team, datasets_for_user
 from mlmanager.machines.selectors import access_machine
 from mlmanager.predictions import batches, selectors, services
 from mlmanager.predictions.api import batch_file_response
@@ -90,6 +91,15 @@ def _result(body: dict[str, Any]) -> dict[str, Any]:
     return {"id": prediction["id"], "outputs": outputs, "timing_ms": body["timing_ms"]}
 
 
+def _version_number(raw: str | None) -> int | None:
+    """A version filter from the page's query string, or none: a page ignores what the API
+    refuses (str.isdigit() alone admits "²", and an id column cannot compare past MAX_ID)."""
+    if not raw or not (raw.isascii() and raw.isdigit()):
+        return None
+    number = int(raw)
+    return number if 1 <= number <= MAX_ID else None
+
+
 @login_required
 def prediction_log(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
     machine = access_machine(user=request.user, id=machine_id)
@@ -100,7 +110,7 @@ def prediction_log(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
         user=request.user,
         machine=machine,
         source=source if source in Prediction.Source.values else None,
-        version=int(version) if version and version.isdigit() else None,
+        version=_version_number(version),
         has_feedback={"yes": True, "no": False}.get(feedback or ""),
     )
     page = Paginator(predictions, LOG_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -210,8 +220,11 @@ def _batch_start(request: AuthenticatedHttpRequest, machine_id: int, data: dict)
         version=services.version_for_prediction(machine=machine),
         user=request.user,
         upload=data.get("file"),
-        dataset=access_dataset(user=request.user, id=dataset) if dataset else None,
+        dataset=access_dataset_of_team(user=request.user, id=dataset, team_id=machine.team_id)
+        if dataset
+        else None,
         output_format=data["format"],
+        pass_through=data["pass_through"],
     )
 
 

@@ -174,7 +174,11 @@ def test_batch_of_a_dataset_as_parquet(
 ) -> None:
     result = tmp_path / "result.parquet"
     batch = client.batch_predict(
-        binary_model.pk, binary_model.dataset_id, format="parquet", download_to=result
+        binary_model.pk,
+        binary_model.dataset_id,
+        format="parquet",
+        pass_through=["customer_id"],
+        download_to=result,
     )
     assert (batch["status"], batch["format"], batch["dataset"]) == (
         "succeeded",
@@ -184,6 +188,8 @@ def test_batch_of_a_dataset_as_parquet(
     table = pd.read_parquet(result)
     assert len(table) == batch["row_count"] == 300
     assert list(table["customer_id"][:2]) == ["C00000", "C00001"]
+    # The named column, the model's inputs, the predictions: nothing else of the dataset.
+    assert "churned" not in table.columns
     assert table["probability_churned_yes"].between(0, 1).all()
 
 
@@ -602,3 +608,38 @@ def test_cli_output_into_a_closed_pipe_stops_quietly() -> None:
     assert done.stdout == "a logged prediction\n"
     assert done.stderr == ""
     assert done.returncode == 141
+
+
+def test_feedback_on_an_entry_not_logged_yet_is_sent_again_after_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server refuses at once (409) rather than wait for another process's log buffer;
+    the client waits Retry-After and sends the same feedback again."""
+    answers = [
+        httpx.Response(
+            409,
+            json={
+                "error": {
+                    "code": "prediction_not_logged_yet",
+                    "message": "Not logged yet.",
+                    "details": {"retry_after_s": 2},
+                }
+            },
+        ),
+        httpx.Response(200, json={"id": "p1", "feedback": {"churned": "yes"}}),
+    ]
+    bodies: list[Any] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return answers.pop(0)
+
+    sleeps: list[float] = []
+    monkeypatch.setattr("mlmanager.client.time.sleep", sleeps.append)
+    client = Client("http://testserver", "mlm_x")
+    client._http = httpx.Client(
+        base_url="http://testserver/api/v1/", transport=httpx.MockTransport(answer)
+    )
+    assert client.feedback("p1", "yes") == {"id": "p1", "feedback": {"churned": "yes"}}
+    assert bodies == [{"actual": "yes"}, {"actual": "yes"}]
+    assert sleeps == [2.0]

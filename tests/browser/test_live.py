@@ -86,7 +86,9 @@ def test_job_page_follows_the_job_over_the_socket(
     page.evaluate("window.__noReload = 1")  # a reload or navigation would lose it
     status = page.get_by_test_id("job-status")
     expect(status).to_have_text("Queued")
-    page.wait_for_function("window.mlmanagerLiveConnected === true")
+    # A function, not an expression: Playwright polls an expression with eval() in the page,
+    # which the Content-Security-Policy refuses.
+    page.wait_for_function("() => window.mlmanagerLiveConnected === true")
     # Connected, the page re-fetches once (the resync for what changed before), then waits
     # for events: over several fallback intervals, it asks nothing.
     requests.wait_answered(1)
@@ -146,14 +148,14 @@ def test_model_page_follows_its_own_training_only(
         "window.__jobEvents = []; document.body.addEventListener("
         "'mlmanager:job', (event) => window.__jobEvents.push(event.detail.id))"
     )
-    page.wait_for_function("window.mlmanagerLiveConnected === true")
+    page.wait_for_function("() => window.mlmanagerLiveConnected === true")
     requests.wait_answered(1)  # the resync
     settled = len(requests.made)
 
     # The other model's training: its events reach the page, whose filter ignores them.
     services.job_claim(job_id=other_job.pk, worker="browser-test:1")
     services.job_report_progress(job_id=other_job.pk, progress=70)
-    page.wait_for_function(f"window.__jobEvents.includes({other_job.pk})")
+    page.wait_for_function(f"() => window.__jobEvents.includes({other_job.pk})")
     page.wait_for_timeout(300)
     assert len(requests.made) == settled, f"re-fetched for another model: {requests.made}"
 

@@ -1,11 +1,14 @@
-"""End to end, in a real browser: sign up, upload the demo CSV, watch it become ready."""
+"""End to end, in a real browser: sign up, activate by e-mail, upload the demo CSV, watch it
+become ready."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.mail import EmailMessage
 from playwright.sync_api import Page, expect
 
 from mlmanager.datasets.tests.conftest import DEMO_COLUMNS, DEMO_CSV
@@ -16,14 +19,28 @@ SCREENSHOT = Path("/tmp/browser-dataset.png")  # for a human to look at; not a t
 
 @pytest.mark.browser
 def test_signup_then_upload_demo_csv_until_ready(
-    page: Page, worker: BackgroundWorker, browser_errors: BrowserErrors
+    page: Page,
+    worker: BackgroundWorker,
+    browser_errors: BrowserErrors,
+    live_server: Any,
+    settings: Any,
+    mailoutbox: list[EmailMessage],
 ) -> None:
-    # Sign up through the form; the new user is logged in and lands on the datasets page.
+    settings.MLMANAGER_SITE_URL = live_server.url  # links in e-mails point at this server
+    # Sign up through the form: the page asks to check the e-mail, which has the link that
+    # activates the account; its button logs the new user in and opens the datasets page.
     page.goto("/accounts/signup/")
     page.locator("input[name=name]").fill("Ada Browser")
     page.locator("input[name=email]").fill("ada.browser@example.com")
     page.locator("input[name=password]").fill("violet-harbour-lantern-42")
     page.get_by_role("button", name="Sign up").click()
+    expect(page).to_have_url(re.compile(r"/accounts/signup/sent/$"))
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+    [message] = mailoutbox
+    assert message.to == ["ada.browser@example.com"]
+    [link] = re.findall(rf"{re.escape(live_server.url)}/accounts/activate/\S+", message.body)
+    page.goto(link)
+    page.get_by_role("button", name="Activate").click()
     expect(page).to_have_url(re.compile(r"/datasets/$"))
     assert page.evaluate("typeof htmx") == "object", "htmx did not load from /static/vendor/"
 

@@ -6,24 +6,24 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from mlmanager.accounts.models import ApiToken, Membership, User
+from mlmanager.accounts.models import ApiToken, Membership, Team, User
 from mlmanager.core.tests.factories import PASSWORD, TeamFactory, api_client_for, member
 
 pytestmark = pytest.mark.django_db
 
 
-def test_signup_creates_user_and_owned_team() -> None:
+def test_signup_creates_inactive_user_and_owned_team() -> None:
     response = APIClient().post(
         "/api/v1/auth/signup/",
         {"email": "Ada@Example.com", "password": PASSWORD, "name": "Ada Lovelace"},
         format="json",
     )
-    assert response.status_code == 201
+    assert response.status_code == 202
+    assert set(response.json()) == {"detail"}  # nothing about the account: see test_signup.py
     user = User.objects.get(email="ada@example.com")
-    assert (user.first_name, user.last_name) == ("Ada", "Lovelace")
-    assert response.json()["team"]["name"] == "Ada's team"
-    membership = Membership.objects.get(user=user)
-    assert membership.role == "owner"
+    assert (user.first_name, user.last_name, user.is_active) == ("Ada", "Lovelace", False)
+    membership = Membership.objects.select_related("team").get(user=user)
+    assert (membership.role, membership.team.name) == ("owner", "Ada's team")
     assert user.current_team_id == membership.team_id
 
 
@@ -52,16 +52,6 @@ def test_signup_bad_input_uses_error_shape(body: dict, status: int, code: str) -
     assert error["code"] == code
     assert error["message"]
     assert isinstance(error["details"], dict)
-
-
-def test_signup_duplicate_email_conflicts() -> None:
-    member(team=None).email  # noqa: B018 - another user exists
-    User.objects.create_user(email="taken@example.com", password=PASSWORD)
-    response = APIClient().post(
-        "/api/v1/auth/signup/", {"email": "taken@example.com", "password": PASSWORD}, format="json"
-    )
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "email_taken"
 
 
 def test_token_login_and_me(owner: User) -> None:
@@ -151,3 +141,23 @@ def test_team_restricted_token_sees_only_its_team(owner: User) -> None:
     teams = client.get("/api/v1/teams/").json()["results"]
     assert [t["id"] for t in teams] == [second.pk]
     assert client.get(f"/api/v1/teams/{owner.current_team_id}/members/").status_code == 404
+
+
+def test_team_restricted_token_cannot_create_a_team_and_changes_nothing(owner: User) -> None:
+    client = api_client_for(owner, team=owner.current_team)
+    teams_before = list(Team.objects.values_list("pk", flat=True))
+
+    response = client.post("/api/v1/teams/", {"name": "Sneaky"}, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": {
+            "code": "team_scoped_token",
+            "message": "A token limited to one team cannot create teams.",
+            "details": {},
+        }
+    }
+    assert list(Team.objects.values_list("pk", flat=True)) == teams_before
+    assert not Membership.objects.filter(team__name="Sneaky").exists()
+    owner.refresh_from_db()
+    assert owner.current_team_id == teams_before[0]

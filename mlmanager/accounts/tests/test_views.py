@@ -18,27 +18,27 @@ def _client(user: User) -> Client:
     return client
 
 
-def test_signup_page_creates_account_and_logs_in() -> None:
+def test_signup_page_creates_inactive_account_and_says_check_your_email() -> None:
     client = Client()
     response = client.post(
         "/accounts/signup/",
         {"name": "Grace Hopper", "email": "grace@example.com", "password": PASSWORD},
     )
-    assert response.status_code == 302
-    assert response["Location"] == "/datasets/"
-    page = client.get("/datasets/").content.decode()
-    assert "Grace&#x27;s team" in page or "Grace's team" in page
+    assert (response.status_code, response["Location"]) == (302, "/accounts/signup/sent/")
+    assert "Check your e-mail" in client.get(response["Location"]).content.decode()
+    user = User.objects.get(email="grace@example.com")
+    assert not user.is_active
+    assert Membership.objects.get(user=user).team.name == "Grace's team"
 
 
 def test_signup_page_shows_field_errors() -> None:
     User.objects.create_user(email="taken@example.com", password=PASSWORD)
-    response = Client().post(
-        "/accounts/signup/", {"email": "taken@example.com", "password": PASSWORD}
-    )
-    assert response.status_code == 200
-    assert "already exists" in response.content.decode()
+    taken = Client().post("/accounts/signup/", {"email": "taken@example.com", "password": "123"})
     weak = Client().post("/accounts/signup/", {"email": "new@example.com", "password": "123"})
+    assert (taken.status_code, weak.status_code) == (200, 200)
     assert "too short" in weak.content.decode()
+    assert "too short" in taken.content.decode()
+    assert "already exists" not in taken.content.decode()
 
 
 def test_login_with_email(owner) -> None:

@@ -75,11 +75,16 @@ def test_rename_override_type_and_delete(api, owner, upload, run_jobs) -> None:
     assert (column["type"], column["detected_type"]) == ("categorical", "integer")
     assert column["stats"]["top_values"]
 
+    run_jobs()
     bad = api.patch(
-        f"/api/v1/datasets/{dataset_id}/", {"column_types": {"nope": "text"}}, format="json"
+        f"/api/v1/datasets/{dataset_id}/",
+        {"name": "Not kept", "column_types": {"nope": "text"}},
+        format="json",
     )
     assert bad.status_code == 400
     assert "nope" in bad.json()["error"]["message"]
+    # A refused request changes nothing, not even the part that was valid.
+    assert Dataset.objects.get(pk=dataset_id).name == "Renamed"
 
     dataset = Dataset.objects.get(pk=dataset_id)
     assert local_path(dataset.parquet_path).exists()

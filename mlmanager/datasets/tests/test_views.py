@@ -23,13 +23,13 @@ def test_upload_page_to_profile_with_charts(browser, owner, run_jobs) -> None:
     assert response["Location"] == f"/datasets/{dataset.pk}/"
     processing = browser.get(f"/datasets/{dataset.pk}/").content.decode()
     # The page refreshes on its job's live events while the job works.
-    assert f"mlmanager:job[detail.dataset_id=={dataset.pk}] from:body" in processing
-    assert "every 5s [!mlmanagerLiveConnected]" in processing
+    assert f'data-job-dataset-id="{dataset.pk}"' in processing
+    assert "mlmanager:poll from:body" in processing  # the fallback while no socket is open
 
     run_jobs()
 
     page = browser.get(f"/datasets/{dataset.pk}/").content.decode()
-    assert "every 5s" not in page
+    assert "mlmanager:poll" not in page
     assert "1,000 rows × 9 columns" in page
     assert page.count('<svg class="chart"') >= 7  # a drawn chart for each informative column
     assert "<rect " in page

@@ -8,7 +8,9 @@ How a conversion flows through the modules of this package:
    `writer.atomic_parquet_file` and hands the file to the reader for its format:
    `csv` (with `csv_dialect` for sniffing and `csv_stream` for the input stream), `excel`,
    `jsonl` or `parquet`. Readers get a `context.ReadContext`: the sink, the column limit,
-   progress reporting and cancellation.
+   the row and cell caps, progress reporting and cancellation. Every batch is written through
+   `ReadContext.write`, which refuses the first one past a cap; Parquet is also checked from its
+   footer before any row is read.
 3. Every reader streams: CSV through pyarrow's block reader, JSON Lines and Excel row by row in
    batches (`python_values` types those Python values), Parquet batch by batch, so memory stays
    bounded whatever the size of the upload. Column names are made unique by `naming`.

@@ -1,4 +1,4 @@
-"""What the entry point hands every format's reader: where to write, the column limit,
+"""What the entry point hands every format's reader: where to write, the size limits,
 progress reporting and cancellation."""
 
 from __future__ import annotations
@@ -6,7 +6,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from mlmanager.engine.ingest.errors import IngestError, IngestReport
+import pyarrow as pa
+
+from mlmanager.engine.ingest.errors import (
+    IngestError,
+    IngestReport,
+    too_many_cells_error,
+    too_many_rows_error,
+)
 from mlmanager.engine.ingest.naming import ColumnNamer
 from mlmanager.engine.ingest.writer import ParquetSink
 
@@ -33,6 +40,28 @@ class ReadContext:
     max_columns: int
     progress: Progress
     should_cancel: Callable[[], bool] | None
+    # None: no cap. Bytes do not bound rows: dictionary and run-length encoding let a Parquet
+    # file of a few hundred KB hold tens of millions of rows.
+    max_rows: int | None = None
+    max_cells: int | None = None
+
+    def check_declared_size(self, rows: int, columns: int) -> None:
+        """Refuse a file whose metadata declares more rows or cells than the caps, before any
+        row is read."""
+        if self.max_rows is not None and rows > self.max_rows:
+            raise too_many_rows_error(self.max_rows, count=rows)
+        if self.max_cells is not None and rows * columns > self.max_cells:
+            raise too_many_cells_error(self.max_cells, rows=rows, columns=columns)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write `batch` to the sink unless it takes the file past a cap: every format writes
+        through here, so a file without metadata stops at the first batch over the limit."""
+        rows = self.sink.rows + batch.num_rows
+        if self.max_rows is not None and rows > self.max_rows:
+            raise too_many_rows_error(self.max_rows)
+        if self.max_cells is not None and rows * batch.num_columns > self.max_cells:
+            raise too_many_cells_error(self.max_cells)
+        self.sink.write(batch)
 
     def check_cancelled(self) -> None:
         """Raise IngestError(code="cancelled") if the caller has asked to stop."""

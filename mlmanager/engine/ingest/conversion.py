@@ -26,6 +26,8 @@ def convert_to_parquet(
     *,
     original_name: str,
     max_columns: int = MAX_COLUMNS,
+    max_rows: int | None = None,
+    max_cells: int | None = None,
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> IngestReport:
@@ -35,6 +37,9 @@ def convert_to_parquet(
     on any error the temporary file is removed and nothing new appears at `destination`.
     `on_progress` receives the share (0.0-1.0) of the input read; `should_cancel` is polled
     between chunks and makes the conversion raise IngestError(code="cancelled").
+    A file with more than `max_rows` rows or `max_cells` cells (rows × columns; None: no cap)
+    raises IngestError(code="too_many_rows" or "too_many_cells"): Parquet from its footer
+    before any row is read, the other formats at the first batch past the cap.
     """
     source = Path(source)
     destination = Path(destination)
@@ -42,7 +47,12 @@ def convert_to_parquet(
     progress = Progress(on_progress)
     with atomic_parquet_file(destination) as sink:
         context = ReadContext(
-            sink=sink, max_columns=max_columns, progress=progress, should_cancel=should_cancel
+            sink=sink,
+            max_columns=max_columns,
+            progress=progress,
+            should_cancel=should_cancel,
+            max_rows=max_rows,
+            max_cells=max_cells,
         )
         if source_format == "csv":
             extension = Path(original_name).suffix.lower()

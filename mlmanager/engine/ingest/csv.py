@@ -244,7 +244,7 @@ def _read_csv_once(
                 columns = batch.columns
                 if trailing and columns.pop().null_count != batch.num_rows:
                     raise _TrailingFieldNotEmpty
-                context.sink.write(pa.RecordBatch.from_arrays(columns, names=names))
+                context.write(pa.RecordBatch.from_arrays(columns, names=names))
                 context.progress(stream.bytes_read / size)
         finally:
             stream.allow(None)  # never leave pyarrow's reading thread waiting

@@ -40,6 +40,30 @@ def too_many_columns_error(count: int, max_columns: int) -> IngestError:
     )
 
 
+def too_many_rows_error(max_rows: int, *, count: int | None = None) -> IngestError:
+    """`count` is the file's row count where its metadata gives it; streamed formats stop at
+    the first batch past the cap without knowing the total (None)."""
+    has = f"more than {max_rows:,}" if count is None else f"{count:,}"
+    return IngestError(
+        f"The file has {has} rows; this server accepts at most {max_rows:,} (MLMANAGER_MAX_ROWS).",
+        code="too_many_rows",
+    )
+
+
+def too_many_cells_error(
+    max_cells: int, *, rows: int | None = None, columns: int = 0
+) -> IngestError:
+    """Cells are rows × columns; `rows` as for too_many_rows_error."""
+    if rows is None:
+        has = f"more than {max_cells:,} cells (rows × columns)"
+    else:
+        has = f"{rows * columns:,} cells ({rows:,} rows × {columns:,} columns)"
+    return IngestError(
+        f"The file has {has}; this server accepts at most {max_cells:,} (MLMANAGER_MAX_CELLS).",
+        code="too_many_cells",
+    )
+
+
 def no_rows_error(skipped_rows: int = 0) -> IngestError:
     if skipped_rows:
         return IngestError(

@@ -1,6 +1,10 @@
 """Excel (.xlsx) input: the first sheet, streamed row by row through openpyxl.
 
-An .xlsx is a zip archive, so its central directory is checked before anything is inflated.
+An .xlsx is a zip archive, so its central directory is checked before anything is inflated
+(zipfile stops inflating an entry at the size the directory declares). Rows and cells are
+capped as they are read: the sheet's declared dimension comes from whatever program wrote the
+file and is sometimes wrong (openpyxl's read-only documentation says so), so it only sizes the
+progress bar.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parquet input: checked for damage, copied batch by batch with plain column types."""
+"""Parquet input: checked for damage and size, copied batch by batch with plain column types."""
 
 from __future__ import annotations
 
@@ -36,9 +36,14 @@ def convert_parquet(source: Path, context: ReadContext) -> IngestReport:
         raise too_many_columns_error(len(schema), context.max_columns)
     if len(schema) == 0:
         raise IngestError("The Parquet file has no columns.", code="empty_file")
+    # The footer's row count is the sum of the row groups' own, read before any of them is
+    # decoded: a few hundred KB of dictionary- and run-length-encoded values can declare tens
+    # of millions of rows.
+    declared_rows = parquet_file.metadata.num_rows
+    context.check_declared_size(declared_rows, len(schema))
     namer = ColumnNamer()
     names = namer.add(schema.names)
-    total_rows = max(parquet_file.metadata.num_rows, 1)
+    total_rows = max(declared_rows, 1)
     batches = guarded(
         parquet_file.iter_batches(batch_size=READ_BATCH_ROWS),
         _corrupt_parquet_error,
@@ -49,7 +54,7 @@ def convert_parquet(source: Path, context: ReadContext) -> IngestReport:
     for batch in batches:
         context.check_cancelled()
         arrays = [_normalise_array(column) for column in batch.columns]
-        context.sink.write(pa.RecordBatch.from_arrays(arrays, names=names))
+        context.write(pa.RecordBatch.from_arrays(arrays, names=names))
         rows_read += batch.num_rows
         context.progress(rows_read / total_rows)
     if context.sink.rows == 0:

@@ -16,8 +16,11 @@ import pyarrow as pa
 from mlmanager.engine.ingest.context import ReadContext
 from mlmanager.engine.ingest.naming import ColumnNamer
 
-# Excel and JSON Lines rows are converted to Arrow this many at a time.
+# Excel and JSON Lines rows are converted to Arrow this many at a time, or fewer for wide
+# tables: held as Python objects a cell takes 33 bytes (a float) to 66 (a short string,
+# measured), so 10 000 rows of 10 000 columns would hold 3-7 GB before the first write.
 BATCH_ROWS = 10_000
+BATCH_MAX_CELLS = 1_000_000
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -42,7 +45,7 @@ class RowBuffer:
         """Hold one row, a value for each of the `width` columns; `share_read` is the share of
         the input read so far, reported when a full batch is written."""
         self._rows.append(values)
-        if len(self._rows) >= BATCH_ROWS:
+        if len(self._rows) >= BATCH_ROWS or len(self._rows) * self.width >= BATCH_MAX_CELLS:
             self._context.check_cancelled()
             self._write()
             self._context.progress(share_read)
@@ -58,7 +61,7 @@ class RowBuffer:
         columns = itertools.zip_longest(*self._rows, fillvalue=None)
         arrays = [python_array(list(values)) for values in columns]
         self._rows = []
-        self._context.sink.write(pa.RecordBatch.from_arrays(arrays, names=self._namer.names))
+        self._context.write(pa.RecordBatch.from_arrays(arrays, names=self._namer.names))
 
 
 def python_array(values: list[Any]) -> pa.Array:

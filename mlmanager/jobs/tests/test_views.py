@@ -21,7 +21,7 @@ def test_jobs_page_lists_team_jobs_and_polls_while_active(owner) -> None:
     # Live updates refresh the table; a slow poll only while the socket is down.
     assert (
         'hx-trigger="mlmanager:job from:body, mlmanager:resync from:body, '
-        'every 5s [!mlmanagerLiveConnected]"' in page
+        'mlmanager:poll from:body"' in page
     )
     partial = client.get("/jobs/", HTTP_HX_REQUEST="true").content.decode()
     assert partial.startswith('<div id="job-table"')

@@ -31,8 +31,8 @@ class LiveSocketServer:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.port = int(self.socket.getsockname()[1])
-        # Built now, not imported from config.asgi: the origin check reads ALLOWED_HOSTS when
-        # built, and the live server has just added its host to them.
+        # Built now, not imported from config.asgi: the origin check reads the settings when
+        # built, and a test may have just changed them.
         application = ProtocolTypeRouter({"websocket": websocket_application()})
         config = uvicorn.Config(application, lifespan="off", log_level="warning")
         self.server = uvicorn.Server(config)

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.selectors import require_columns
 from mlmanager.engine.training import (
     DEFAULT_METRIC,
     LEVEL_BUDGET_S,
@@ -140,14 +141,7 @@ def training_spec(
 ) -> TrainingSpec:
     """The engine's request for these choices, checked against the dataset's profile."""
     types = {column["name"]: column.get("type", "") for column in dataset.columns}
-    unknown = [name for name in inputs if name not in types]
-    if unknown:
-        raise ApplicationError(
-            _("The dataset has no column %(names)s.")
-            % {"names": ", ".join(f"“{name}”" for name in unknown)},
-            code="unknown_column",
-            details={"inputs": unknown},
-        )
+    require_columns(dataset=dataset, names=inputs, field="inputs")
     spec = TrainingSpec(
         inputs=[(name, types[name]) for name in inputs],
         outputs=[OutputSpec(**output) for output in outputs],

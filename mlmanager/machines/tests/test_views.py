@@ -67,11 +67,11 @@ def test_create_in_two_steps_train_and_see_results(
 
     page = browser.get(f"/models/{machine.pk}/").content.decode()
     assert 'data-testid="train-button"' in page
-    assert "every 5s" not in page
+    assert "mlmanager:poll" not in page
     assert browser.post(f"/models/{machine.pk}/train/").status_code == 302
 
     training = browser.get(f"/models/{machine.pk}/").content.decode()
-    assert "every 5s [!mlmanagerLiveConnected]" in training  # refreshed while the run is active
+    assert "mlmanager:poll from:body" in training  # refreshed while the run is active
     assert 'data-testid="active-run"' in training
     assert 'data-testid="cancel-button"' in training
     assert "Waiting for a worker…" in training

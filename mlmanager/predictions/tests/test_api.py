@@ -170,6 +170,11 @@ def test_a_version_can_be_chosen(api: APIClient, binary_model: Any, trained_bina
         ('{"rows": [{"colour": "red", "plan": "pro"}]}', "unknown_fields", "“colour”"),
         ('{"rows": [{"churned": "yes"}]}', "unknown_fields", "“churned”"),
         ('{"rows": []}', "no_rows", "at least one"),
+        ("{}", "no_rows", "neither “rows” nor “columns”. Send “rows” (a list of objects"),
+        ('{"rows": [{"plan": "prem\\u0000ium"}]}', "invalid_text", "NUL"),
+        ('{"rows": [{"pl\\u0000an": "pro"}]}', "invalid_text", "NUL"),
+        ('{"columns": {"plan": ["pro", "\\u0000"]}}', "invalid_text", "NUL"),
+        ('{"columns": {"\\u0000": [1]}}', "invalid_text", "NUL"),
         ('{"rows": {"plan": "pro"}}', "invalid", "list"),
         ('{"rows": [1, 2]}', "invalid", "Row 0"),
         ('{"columns": {"plan": ["a"], "tenure_months": [1, 2]}}', "invalid", "same number"),
@@ -187,6 +192,14 @@ def test_bad_payloads_get_a_400_naming_the_problem(
     error = assert_error(post(api, predict_url(binary_model), body), 400, code)
     assert words in error["message"], error
     assert not Prediction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_text_that_only_looks_like_a_nul_escape_is_answered(api: APIClient, binary_model: Any):
+    # JSON "\\u0000" is a backslash and five characters, not a NUL.
+    response = post(api, predict_url(binary_model), '{"rows": [{"plan": "a\\\\u0000b"}]}')
+    assert response.status_code == 200, response.content
+    assert Prediction.objects.get().inputs == {"plan": "a\\u0000b"}
 
 
 @pytest.mark.django_db

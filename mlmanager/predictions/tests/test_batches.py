@@ -76,20 +76,86 @@ def test_a_dataset_is_predicted_into_parquet(
 ):
     machine = make_model(owner, trained_two_outputs)
     response = api.post(
-        batches_url(machine), {"dataset": machine.dataset_id, "format": "parquet"}, format="json"
+        batches_url(machine),
+        {"dataset": machine.dataset_id, "format": "parquet", "pass_through": ["customer_id"]},
+        format="json",
     )
     assert response.status_code == 202, response.content
+    assert response.json()["pass_through"] == ["customer_id"]
     run_jobs()
     batch = api.get(f"/api/v1/batch_predictions/{response.json()['id']}/").json()
     assert batch["status"] == "succeeded", batch
     table = pq.read_table(io.BytesIO(download(api, batch)))
     assert table.num_rows == 300
-    assert {"predicted_churned", "predicted_spend", "probability_churned_yes"} <= set(
-        table.column_names
-    )
+    # The named column and the model's inputs, in the dataset's order, then the predictions;
+    # not the dataset's other columns (here the true "spend" and "churned").
+    assert table.column_names == [
+        "customer_id",
+        "plan",
+        "monthly_fee",
+        "tenure_months",
+        "member",
+        "signup",
+        "predicted_churned",
+        "probability_churned_no",
+        "probability_churned_yes",
+        "predicted_spend",
+    ]
     assert table.schema.field("predicted_spend").type == "double"
     listed = api.get(batches_url(machine)).json()
     assert [item["id"] for item in listed["results"]] == [batch["id"]]
+
+
+def test_a_dataset_batch_copies_no_column_but_the_inputs_unless_named(
+    api: APIClient, binary_model: Any, run_jobs: Any
+):
+    response = api.post(batches_url(binary_model), {"dataset": binary_model.dataset_id})
+    assert response.status_code == 202, response.content
+    assert response.json()["pass_through"] == []
+    run_jobs()
+    batch = api.get(f"/api/v1/batch_predictions/{response.json()['id']}/").json()
+    result = pd.read_csv(io.BytesIO(download(api, batch)))
+    assert list(result.columns) == [
+        "plan",
+        "monthly_fee",
+        "tenure_months",
+        "member",
+        "signup",
+        "predicted_churned",
+        "probability_churned_no",
+        "probability_churned_yes",
+    ]
+    assert len(result) == 300
+
+
+@pytest.mark.django_db
+def test_a_dataset_id_past_the_database_range_is_not_found(api: APIClient, binary_model: Any):
+    response = api.post(batches_url(binary_model), {"dataset": 99999999999999999999}, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json()["error"]["code"] == "not_found"
+    assert not BatchPrediction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_pass_through_names_columns_of_the_dataset_only(api: APIClient, binary_model: Any):
+    response = api.post(
+        batches_url(binary_model),
+        {"dataset": binary_model.dataset_id, "pass_through": ["customer_id", "salary"]},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["details"]["pass_through"]) == ("unknown_column", ["salary"])
+    assert "customer_id" in error["details"]["columns"]
+    response = api.post(
+        batches_url(binary_model),
+        {"file": csv_upload(customers(rows=5)), "pass_through": ["customer_id"]},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert "applies to a dataset" in response.json()["error"]["message"]
+    assert not BatchPrediction.objects.exists()
+    assert not local_path("batches").exists() or not any(local_path("batches").rglob("*.*"))
 
 
 def test_a_file_that_cannot_be_read_fails_the_batch_in_words_and_keeps_no_file(

@@ -71,6 +71,19 @@ def test_field_errors_are_shown_next_to_the_fields(browser: Client, binary_model
     assert not Prediction.objects.exists()
 
 
+def test_a_nul_character_is_a_field_error_and_predicts_nothing(browser: Client, binary_model: Any):
+    response = browser.post(
+        f"/models/{binary_model.pk}/predict/",
+        {"monthly_fee": "4\x009", "signup": "2023-04-01T10:00\x00"},
+        HTTP_HX_REQUEST="true",
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.count("Null characters are not allowed.") == 2
+    assert 'data-testid="prediction-result"' not in page
+    assert not Prediction.objects.exists()
+
+
 def test_an_empty_form_predicts_from_nothing_known(browser: Client, binary_model: Any):
     page = browser.post(f"/models/{binary_model.pk}/predict/", {}).content.decode()
     assert 'data-testid="prediction-result"' in page
@@ -101,6 +114,14 @@ def test_the_log_filters_takes_feedback_and_shows_live_accuracy(
     assert (
         'data-testid="live-accuracy"' in model_page and 'data-testid="predict-link"' in model_page
     )
+
+
+@pytest.mark.parametrize("version", ["²", "99999999999999999999", "0", "-1", "x"])
+def test_a_version_filter_the_log_cannot_use_is_ignored(
+    browser: Client, binary_model: Any, version: str
+):
+    response = browser.get(f"/models/{binary_model.pk}/predictions/", {"version": version})
+    assert response.status_code == 200
 
 
 def test_feedback_rows_become_a_new_dataset(
@@ -147,6 +168,40 @@ def test_a_batch_from_the_page(browser: Client, binary_model: Any, run_jobs: Any
     # Neither or both sources: the form says so.
     page = browser.post(f"/models/{binary_model.pk}/batches/", {"format": "csv"}).content.decode()
     assert "Upload a file or choose a dataset" in page
+
+
+def test_a_batch_of_a_dataset_from_the_page_keeps_the_named_columns(
+    browser: Client, binary_model: Any, run_jobs: Any
+):
+    url = f"/models/{binary_model.pk}/batches/"
+    page = browser.get(url).content.decode()
+    assert f'<option value="{binary_model.dataset_id}">Customers</option>' in page
+    page = browser.post(
+        url, {"dataset": binary_model.dataset_id, "format": "csv", "pass_through": "salary"}
+    ).content.decode()
+    assert "The dataset has no column “salary”." in page
+    response = browser.post(
+        url,
+        {"dataset": binary_model.dataset_id, "format": "csv", "pass_through": "customer_id, spend"},
+    )
+    assert response.status_code == 302
+    run_jobs()
+    batch = BatchPrediction.objects.get()
+    assert batch.pass_through == ["customer_id", "spend"]
+    download = browser.get(f"/batches/{batch.pk}/download/")
+    header = b"".join(download.streaming_content).split(b"\n", 1)[0].decode()
+    assert header.split(",") == [
+        '"customer_id"',
+        '"plan"',
+        '"monthly_fee"',
+        '"tenure_months"',
+        '"member"',
+        '"signup"',
+        '"spend"',
+        '"predicted_churned"',
+        '"probability_churned_no"',
+        '"probability_churned_yes"',
+    ]
 
 
 def test_other_teams_pages_and_downloads_are_not_found(binary_model: Any):
