@@ -226,25 +226,22 @@ CACHES = {
         if ENV.redis_url
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     ),
-    # Request rate limits (mlmanager/core/throttling.py) must be counted where every process
-    # sees them: gunicorn's 2 workers each counting in memory would double every limit. Redis
-    # when configured; else a database table (created by accounts' migration 0002). The timeout
-    # covers the longest window, a day; entries are small counters.
-    "throttles": (
+    # Request rate limits (mlmanager/core/throttling.py) are counted where every process sees
+    # them: gunicorn's 2 workers each counting in memory would double every limit. In Redis,
+    # here, when configured; else in the database (core.RequestCount). The timeout covers the
+    # longest window, a day; entries are small counters.
+    **(
         {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": ENV.redis_url,
-            "KEY_PREFIX": "throttle",
-            "TIMEOUT": 24 * 60 * 60,
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            "throttles": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": ENV.redis_url,
+                "KEY_PREFIX": "throttle",
+                "TIMEOUT": 24 * 60 * 60,
+                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            }
         }
         if ENV.redis_url
-        else {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": "mlmanager_throttle_cache",
-            "TIMEOUT": 24 * 60 * 60,
-            "OPTIONS": {"MAX_ENTRIES": 20_000},
-        }
+        else {}
     ),
 }
 

@@ -46,3 +46,19 @@ class TeamOwnedModel(TimeStampedModel):
 
     class Meta:
         abstract = True
+
+
+class RequestCount(models.Model):
+    """Requests one caller made in one rate-limit window (core.throttling), counted in the
+    database when no Redis is configured, so every web process of the embedded default reads
+    the same count. The key names the limit, the caller and the window; rows of past windows
+    are deleted as new windows begin."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField()
+    # Seconds since the epoch (not a DateTimeField): the counter's upsert is one raw statement
+    # on SQLite and PostgreSQL alike, and an integer compares the same on both.
+    expires_at = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

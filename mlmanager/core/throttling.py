@@ -5,9 +5,10 @@ MLMANAGER_TRUSTED_PROXIES = N the Nth address from the right of X-Forwarded-For 
 outermost trusted proxy saw). It is the same rule as DRF's NUM_PROXIES, which settings set to
 the same number; django-axes reads it through AXES_CLIENT_IP_CALLABLE.
 
-Counts live in the "throttles" cache alias, which every process shares: Redis with REDIS_URL,
-else a database table (created by a migration of the accounts app). Each limit is a setting
-read when the request arrives, so tests change it with `settings`; None turns a limit off.
+Counts live where every process sees them: in Redis (the "throttles" cache alias) with
+REDIS_URL, else in the database (`RequestCount`), each request adding one with a single atomic
+statement. Each limit is a setting read when the request arrives, so tests change it with
+`settings`; None turns a limit off.
 """
 
 from __future__ import annotations
@@ -15,21 +16,27 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import random
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import BaseCache, caches
+from django.core.cache import caches
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from rest_framework.throttling import SimpleRateThrottle
 
 from mlmanager.core.errors import ApplicationError
+from mlmanager.core.models import RequestCount
 
 THROTTLE_CACHE = "throttles"
-THROTTLE_CACHE_TABLE = "mlmanager_throttle_cache"
+# One request in this many that opens a window also deletes the counts of windows that ended:
+# the table stays about as small as the number of callers active in the longest window.
+PURGE_ONE_IN = 100
 
 
 def client_address(request: Any) -> str:
@@ -49,14 +56,46 @@ def client_address(request: Any) -> str:
         return remote_address
 
 
+def count_request(key: str, expires_in_s: int) -> int:
+    """Add one request to the window `key` (which ends in `expires_in_s`); the window's count."""
+    if settings.REDIS_URL:
+        cache = caches[THROTTLE_CACHE]
+        if cache.add(key, 1, expires_in_s):
+            return 1
+        try:
+            return int(cache.incr(key))  # atomic in Redis
+        except ValueError:  # expired between add and incr: a new window began
+            cache.set(key, 1, expires_in_s)
+            return 1
+    return _count_request_in_database(key, expires_in_s)
+
+
+def _count_request_in_database(key: str, expires_in_s: int) -> int:
+    # One statement, atomic on SQLite (3.35+) and PostgreSQL: concurrent requests of one caller
+    # in several processes each add their one (a read-then-write, as Django's cache backends
+    # increment, would lose some and let more than the limit through).
+    now = int(time.time())
+    table = RequestCount._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, count, expires_at) VALUES (%s, 1, %s) "  # noqa: S608
+            f"ON CONFLICT (key) DO UPDATE SET count = {table}.count + 1 RETURNING count",
+            [key, now + expires_in_s],
+        )
+        count = int(cursor.fetchone()[0])
+    if count == 1 and random.randrange(PURGE_ONE_IN) == 0:
+        RequestCount.objects.filter(expires_at__lt=now).delete()
+    return count
+
+
 class FixedWindowRateThrottle(SimpleRateThrottle):
-    """DRF's rate throttle counting in fixed windows on the shared "throttles" cache.
+    """DRF's rate throttle counting in fixed windows where every process sees the count
+    (`count_request`).
 
     DRF's own keeps the timestamp of every request in the window: at 1 200/min a list of 1 200
-    floats, 10.8 KB pickled (14.4 KB in the database cache's text column), read and rewritten on
-    every request. Here a request costs one counter
-    update (`add`, then `incr`: atomic on Redis); a window boundary may let through up to twice
-    the rate over a short span, which these limits tolerate.
+    floats, 10.8 KB pickled, read and rewritten on every request, and not atomically. Here a
+    request costs one atomic counter update; a window boundary may let through up to twice the
+    rate over a short span, which these limits tolerate.
 
     Subclasses set `scope` and `rate_setting` (the Django setting holding "N/period") and
     implement `get_cache_key`.
@@ -69,10 +108,6 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.seconds_left = 0.0
-
-    @property
-    def cache(self) -> BaseCache:  # type: ignore[override]
-        return caches[THROTTLE_CACHE]
 
     def get_rate(self) -> str | None:
         return getattr(settings, self.rate_setting)  # type: ignore[no-any-return]
@@ -90,16 +125,7 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         now = self.timer()
         window = int(now // duration)
         self.seconds_left = (window + 1) * duration - now
-        key = f"{key}:{window}"
-        timeout = math.ceil(self.seconds_left) + 1
-        if self.cache.add(key, 1, timeout):
-            count = 1
-        else:
-            try:
-                count = self.cache.incr(key)
-            except ValueError:  # expired between add and incr: a new window began
-                self.cache.set(key, 1, timeout)
-                count = 1
+        count = count_request(f"{key}:{window}", math.ceil(self.seconds_left) + 1)
         return count <= limit
 
     def wait(self) -> float:

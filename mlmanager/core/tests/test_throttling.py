@@ -5,23 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import caches
-from django.core.cache.backends.db import DatabaseCache
 from django.db import connection
 from django.test import RequestFactory
 
 from config.env import ConfigurationError, read_environment
+from mlmanager.core.models import RequestCount
 from mlmanager.core.tests.factories import api_client_for, member
 from mlmanager.core.throttling import (
-    THROTTLE_CACHE,
-    THROTTLE_CACHE_TABLE,
     ApiRateThrottle,
     FixedWindowRateThrottle,
     client_address,
+    count_request,
 )
 
 # A fixed clock 20 s into a minute window: no test depends on when it runs.
@@ -101,15 +101,46 @@ def test_the_next_window_starts_a_new_count(settings: Any, monkeypatch: Any) -> 
 def test_counts_live_in_the_shared_database_table(settings: Any) -> None:
     """Every gunicorn worker (and machine) reads the same count, not one in its own memory."""
     settings.MLMANAGER_API_RATE = "5/min"
-    assert isinstance(caches[THROTTLE_CACHE], DatabaseCache)
-    api = api_client_for(member("owner"))
+    user = member("owner")
+    api = api_client_for(user)
     api.get("/api/v1/me/")
     api.get("/api/v1/me/")
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT cache_key FROM {THROTTLE_CACHE_TABLE}")  # noqa: S608
-        keys = [row[0] for row in cursor.fetchall()]
-    assert len(keys) == 1 and "throttle_api_user-" in keys[0]
-    assert caches[THROTTLE_CACHE].get(keys[0].split(":", 2)[-1]) == 2
+    window = int(NOW // 60)
+    assert list(RequestCount.objects.values_list("key", "count")) == [
+        (f"throttle_api_user-{user.pk}:{window}", 2)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_each_count_once() -> None:
+    """Four threads with their own database connections, as four web processes would be: an
+    increment read and then written would lose some of the 200 and let more than a limit in."""
+
+    def hit_50_times() -> None:
+        try:
+            for _ in range(50):
+                count_request("throttle_test:1", 60)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=hit_50_times) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert RequestCount.objects.get(key="throttle_test:1").count == 200
+
+
+@pytest.mark.django_db
+def test_counts_of_ended_windows_are_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    RequestCount.objects.create(key="throttle_old:1", count=7, expires_at=int(time.time()) - 1)
+    RequestCount.objects.create(key="throttle_live:1", count=3, expires_at=int(time.time()) + 60)
+    monkeypatch.setattr("mlmanager.core.throttling.random.randrange", lambda n: 0)
+    assert count_request("throttle_new:1", 60) == 1
+    assert set(RequestCount.objects.values_list("key", flat=True)) == {
+        "throttle_live:1",
+        "throttle_new:1",
+    }
 
 
 def test_callers_without_a_user_count_by_address(settings: Any) -> None:
