@@ -333,13 +333,17 @@ def _parse_iso_datetimes(array: pa.Array, timezone: str | None) -> pa.Array:
     try:
         return array.cast(pa.timestamp("us", tz=timezone))
     except pa.ArrowInvalid:
-        # Some value beyond the sample is not a date; pandas can skip single values.
+        # Some value beyond the sample is not a date; pandas can skip single values. Read as
+        # UTC even for a column without zones: a few values with an offset among naive ones
+        # ("Mixed timezones" to pandas otherwise) are then moved to UTC rather than fail.
         parsed = pd.to_datetime(
             pd.Series(array.to_pylist(), dtype="object"),
             errors="coerce",
             format="ISO8601",
-            utc=timezone is not None,
+            utc=True,
         )
+        if timezone is None:
+            parsed = parsed.dt.tz_localize(None)
         return pa.array(parsed, from_pandas=True).cast(pa.timestamp("us", tz=timezone), safe=False)
 
 
@@ -415,7 +419,8 @@ def _text_values(family: str, values: pa.Array) -> pa.Array:
 
 def _number_values(family: str, values: pa.Array) -> pa.Array | None:
     if family in {"int", "float"}:
-        return values.cast(pa.float64())
+        # Unsafe: a whole number past 2**53 has no exact float; statistics can round it.
+        return values.cast(pa.float64(), safe=False)
     if family == "bool":
         return values.cast(pa.float64())
     if family == "string":
@@ -466,8 +471,19 @@ def _numeric_histogram(
         bins: Any = np.arange(minimum, maximum + 2)
     else:
         bins = HISTOGRAM_MAX_BINS
-    counts, edges = np.histogram(data, bins=bins)
+    counts, edges = _histogram(data, bins)
     return {"edges": [float(edge) for edge in edges], "counts": [int(c) for c in counts]}
+
+
+def _histogram(data: np.ndarray, bins: Any) -> tuple[np.ndarray, np.ndarray]:
+    """np.histogram, or one bin from the smallest value to the largest where numpy cannot cut
+    the range into `bins` finite parts: a range narrower than the floating-point spacing at the
+    values' size ("Too many bins for data range"), as with a single timestamp of 2024 in
+    microseconds (1.7e15, spacing 0.25) or a column of one large number."""
+    try:
+        return np.histogram(data, bins=bins)
+    except ValueError:
+        return np.array([len(data)]), np.array([data.min(), data.max()], dtype=np.float64)
 
 
 def _top_values_stats(texts: pa.Array, limit: int, *, all_distinct: bool) -> dict[str, Any]:
@@ -525,7 +541,7 @@ def _datetime_stats(timestamps: pa.Array | None, unique_count: int) -> dict[str,
         return {"unparsed_count": unparsed_count}
     timezone = timestamps.type.tz
     micros = timestamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    counts, edges = np.histogram(micros, bins=max(1, min(HISTOGRAM_MAX_BINS, unique_count)))
+    counts, edges = _histogram(micros, max(1, min(HISTOGRAM_MAX_BINS, unique_count)))
     return {
         "min": _iso(int(micros.min()), timezone),
         "max": _iso(int(micros.max()), timezone),
