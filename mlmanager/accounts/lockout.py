@@ -36,14 +36,16 @@ def lockout_seconds(request: HttpRequest | None = None) -> int:
 
 
 def lockout_error(request: HttpRequest | None = None) -> ApplicationError:
+    seconds = lockout_seconds(request)
     return ApplicationError(
         _(
             "Too many failed sign-in attempts for this account or from your address. "
             "Try again in %(n)s min."
         )
-        % {"n": max(1, math.ceil(lockout_seconds(request) / 60))},
+        % {"n": max(1, math.ceil(seconds / 60))},
         code="locked_out",
         status_code=429,
+        retry_after_s=seconds,
     )
 
 
@@ -64,5 +66,5 @@ def lockout_response(
             {"form": form, "lockout_message": error.message},
             status=error.status_code,
         )
-    response["Retry-After"] = str(lockout_seconds(request))
+    response["Retry-After"] = str(error.retry_after_s)
     return response

@@ -63,7 +63,10 @@ def _first_message(detail: Any) -> str:
 
 
 def error_response(error: ApplicationError) -> Response:
-    return Response(error.as_dict(), status=error.status_code)
+    response = Response(error.as_dict(), status=error.status_code)
+    if error.retry_after_s is not None:
+        response["Retry-After"] = str(error.retry_after_s)
+    return response
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -22,11 +22,14 @@ class ApplicationError(Exception):
         code: str | None = None,
         details: dict[str, Any] | None = None,
         status_code: int | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         super().__init__(str(message))
         self.message = str(message)
         self.code = code or self.default_code
         self.details = details or {}
+        # Sent as the Retry-After header (API and pages) when the caller may try again later.
+        self.retry_after_s = retry_after_s
         if status_code is not None:
             self.status_code = status_code
 

@@ -21,4 +21,7 @@ class ApplicationErrorMiddleware:
         if not isinstance(exception, ApplicationError) or request.path.startswith("/api/"):
             return None
         template = "core/partials/_error.html" if request.htmx else "core/error.html"  # type: ignore[attr-defined]
-        return render(request, template, {"error": exception}, status=exception.status_code)
+        response = render(request, template, {"error": exception}, status=exception.status_code)
+        if exception.retry_after_s is not None:
+            response["Retry-After"] = str(exception.retry_after_s)
+        return response

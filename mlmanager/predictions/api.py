@@ -212,15 +212,9 @@ class PredictionFeedbackApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=PredictionOutputSerializer)
     def post(self, request: Request, prediction_id: str) -> Response:
-        try:
-            prediction = selectors.access_prediction(
-                user=request.user, id=prediction_id, action=Action.CHANGE
-            )
-        except selectors.PredictionNotLoggedYet as not_yet:
-            # The error shape, with the standard header clients retry by.
-            response = Response(not_yet.as_dict(), status=not_yet.status_code)
-            response["Retry-After"] = str(not_yet.retry_after_s)
-            return response
+        prediction = selectors.access_prediction(
+            user=request.user, id=prediction_id, action=Action.CHANGE
+        )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         prediction = services.prediction_feedback(

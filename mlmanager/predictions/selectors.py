@@ -177,8 +177,8 @@ class PredictionNotLoggedYet(Conflict):
             % {"seconds": retry_after_s},
             code="prediction_not_logged_yet",
             details={"retry_after_s": retry_after_s},
+            retry_after_s=retry_after_s,
         )
-        self.retry_after_s = retry_after_s
 
 
 def access_prediction(*, user: Any, id: Any, action: Action = Action.VIEW) -> Prediction:
