@@ -188,6 +188,21 @@ def test_no_page_breaks_its_content_security_policy(
     def preview_loaded() -> None:
         expect(page.get_by_test_id("preview-table")).to_be_visible()
 
+    def swap_a_styled_element() -> None:
+        """An element that holds a `style` attribute (set through the CSSOM, which the policy
+        allows, as browsers and extensions do) is swapped by htmx: settling the swap must not
+        copy that attribute across, an inline style the policy refuses."""
+        with page.expect_response(re.compile(r"/datasets/\?page=1$")):
+            page.evaluate(
+                """() => {
+                  const table = document.getElementById("dataset-table");
+                  table.style.color = "red";
+                  table.style.color = "";
+                  const job = { kind: "dataset.process", status: "succeeded" };
+                  document.body.dispatchEvent(new CustomEvent("mlmanager:job", { detail: job }));
+                }"""
+            )
+
     def open_leaderboard() -> None:
         page.locator("summary", has_text="Leaderboard").click()
         expect(page.get_by_test_id("leaderboard")).to_be_visible()
@@ -206,7 +221,7 @@ def test_no_page_breaks_its_content_security_policy(
         page.get_by_role("button", name="Try it out").first.click()
         expect(page.locator(".opblock-body .responses-wrapper").first).to_be_visible()
 
-    watch.visit("/datasets/")
+    watch.visit("/datasets/", swap_a_styled_element)
     watch.visit(f"/datasets/{dataset_id}/", preview_loaded)
     watch.visit("/models/")
     watch.visit(f"/models/new/?dataset={dataset_id}")
