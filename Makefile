@@ -11,10 +11,22 @@ $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstalls only when the dependency list or the lock changes.
+# uv, bootstrapped into the venv from PyPI by pip, installs the locked versions with parallel
+# downloads: a fresh clone's `make run` printed its URL after 18-26 s, against 59 s with pip
+# (2 cores, measured). Where uv cannot be had or fails, pip installs the same constraints.
+# Reinstalls only when the dependency list or the lock changes. (PyTorch is no dependency: uv
+# would take a CUDA build of it from PyPI, so one added must come with a CPU index.)
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	if $(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)' \
+	    && $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'; then :; \
+	else \
+	  echo 'uv could not install the dependencies; installing them with pip'; \
+	  $(BIN)/python -m pip install --quiet --upgrade pip \
+	    && $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'; \
+	fi
 	touch $@
 
 install: $(VENV)/.installed
@@ -48,8 +60,8 @@ test: lint checks typecheck test-sqlite test-postgres
 
 # Regenerate the pinned versions after changing dependencies in pyproject.toml.
 lock: install
-	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o constraints.txt
+	test -x $(UV) || $(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o constraints.txt
 
 bench: install
 	$(BIN)/python bench/upload_profile.py

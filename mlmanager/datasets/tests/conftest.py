@@ -7,18 +7,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-DEMO_CSV = Path(__file__).resolve().parents[1] / "demo" / "customer_churn.csv"
-DEMO_COLUMNS = [
-    "customer_id",
-    "signup_date",
-    "plan",
-    "region",
-    "monthly_fee",
-    "tenure_months",
-    "support_calls",
-    "satisfaction",
-    "churned",
-]
+from mlmanager.datasets.demo import generate
+
+DEMO_CSV = generate.CSV_PATH
+DEMO_COLUMNS = generate.COLUMNS
 
 
 @pytest.fixture
