@@ -62,6 +62,11 @@ api_v1 = [
         name="model-versions",
     ),
     path(
+        "models/<int:machine_id>/versions/<int:number>/",
+        machines_api.MachineVersionDetailApi.as_view(),
+        name="model-version",
+    ),
+    path(
         "models/<int:machine_id>/versions/<int:number>/activate/",
         machines_api.MachineVersionActivateApi.as_view(),
         name="model-version-activate",

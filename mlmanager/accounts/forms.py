@@ -15,11 +15,21 @@ class SignupForm(forms.Form):
 
 
 class ProfileForm(forms.ModelForm[User]):
-    time_zone = forms.ChoiceField(choices=time_zone_choices)
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
 
     class Meta:
         model = User
         fields = [*User.PROFILE_FIELDS, *User.PREFERENCE_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A zone the picker no longer offers (an alias such as "US/Eastern" chosen earlier)
+        # stays selectable for whoever has it, so saving other preferences keeps it.
+        current = self.instance.time_zone
+        field = self.fields["time_zone"]
+        offered = {value for _group, zones in field.choices for value, _label in zones}  # type: ignore[attr-defined]
+        if current and current not in offered:
+            field.choices = [*field.choices, (_("Other"), [(current, current)])]  # type: ignore[attr-defined]
 
 
 class TeamForm(forms.Form):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from mlmanager.accounts.selectors import current_team_for
+from mlmanager.core import formatting
 
 
 class UserPreferencesMiddleware:
@@ -23,6 +24,7 @@ class UserPreferencesMiddleware:
                 timezone.activate(zoneinfo.ZoneInfo(user.time_zone))  # type: ignore[union-attr]
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 timezone.deactivate()
+            formatting.activate(formatting.Preferences.of(user))
             request.team = SimpleLazyObject(lambda: current_team_for(user=user))  # type: ignore[attr-defined,arg-type]
         else:
             timezone.deactivate()
@@ -31,3 +33,4 @@ class UserPreferencesMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+            formatting.deactivate()

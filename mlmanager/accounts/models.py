@@ -15,9 +15,84 @@ from django.utils.translation import gettext_lazy as _
 
 from mlmanager.core.models import TimeStampedModel
 
+# Shown first in the time-zone picker: where most people live or work, one zone per large
+# city or country; every other zone follows, grouped by region.
+COMMON_TIME_ZONES = (
+    "UTC",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Toronto",
+    "America/Mexico_City",
+    "America/Bogota",
+    "America/Sao_Paulo",
+    "America/Argentina/Buenos_Aires",
+    "Europe/London",
+    "Europe/Lisbon",
+    "Europe/Madrid",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Rome",
+    "Europe/Amsterdam",
+    "Europe/Zurich",
+    "Europe/Stockholm",
+    "Europe/Warsaw",
+    "Europe/Athens",
+    "Europe/Istanbul",
+    "Europe/Moscow",
+    "Africa/Lagos",
+    "Africa/Cairo",
+    "Africa/Nairobi",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Kolkata",
+    "Asia/Bangkok",
+    "Asia/Jakarta",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Seoul",
+    "Asia/Tokyo",
+    "Australia/Perth",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+# The tz database's geographic regions. Names outside them are aliases kept for old systems
+# ("US/Eastern", "Etc/GMT+5", "EST") or not places at all ("Factory"): valid, never offered.
+TIME_ZONE_REGIONS = (
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+)
 
-def time_zone_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+def _place(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def time_zone_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The picker's groups (<optgroup>s): common zones, then each region's zones by name."""
+    available = zoneinfo.available_timezones()
+    groups: list[tuple[str, list[tuple[str, str]]]] = [
+        (
+            str(_("Common")),
+            [(name, _place(name)) for name in COMMON_TIME_ZONES if name in available],
+        )
+    ]
+    for region in TIME_ZONE_REGIONS:
+        names = sorted(name for name in available if name.startswith(f"{region}/"))
+        if names:
+            groups.append((region, [(name, _place(name.split("/", 1)[1])) for name in names]))
+    return groups
 
 
 def validate_time_zone(value: str) -> None:

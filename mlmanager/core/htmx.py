@@ -11,6 +11,9 @@ from django.shortcuts import render
 def render_page_or_partial(
     request: HttpRequest, *, page: str, partial: str, context: dict[str, Any]
 ) -> HttpResponse:
-    """Full page for a normal request; just the partial when htmx asks (polling, swaps)."""
-    template = partial if getattr(request, "htmx", False) else page
+    """Full page for a normal request; just the partial when htmx asks (polling, swaps). A
+    boosted request (a form htmx submits in the browser's place, e.g. to confirm a deletion
+    first, following the redirect) gets the full page: htmx swaps the whole body."""
+    htmx = getattr(request, "htmx", None)
+    template = partial if htmx and not htmx.boosted else page
     return render(request, template, context)

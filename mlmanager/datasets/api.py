@@ -46,9 +46,18 @@ class DatasetDetailOutputSerializer(DatasetOutputSerializer):
     columns = serializers.ListField(child=serializers.DictField(), read_only=True)
     notes = serializers.ListField(child=serializers.CharField(), read_only=True)
     type_overrides = serializers.DictField(child=serializers.CharField(), read_only=True)
+    # What reading the file found and did: format, encoding, delimiter, decimal and thousands
+    # separators, missing-value tokens per column and the text columns stored as numbers.
+    reading = serializers.DictField(read_only=True)
 
     class Meta(DatasetOutputSerializer.Meta):
-        fields = [*DatasetOutputSerializer.Meta.fields, "columns", "notes", "type_overrides"]
+        fields = [
+            *DatasetOutputSerializer.Meta.fields,
+            "columns",
+            "notes",
+            "type_overrides",
+            "reading",
+        ]
 
 
 class DatasetListCreateApi(APIView):

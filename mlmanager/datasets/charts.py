@@ -1,7 +1,9 @@
 """Small per-column charts, drawn as inline SVG by the templates from the profile's numbers.
 
 Server-side geometry keeps the pages free of JavaScript and chart libraries; a histogram of 20
-bars or a top-10 bar chart is a handful of rectangles.
+bars or a top-10 bar chart is a handful of rectangles. Categories are drawn as horizontal bars,
+one row per value with its name beside it: a column of unnamed vertical bars said nothing about
+which value was which (issue 12).
 """
 
 from __future__ import annotations
@@ -9,8 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlmanager.core import formatting
+
 WIDTH = 240
 HEIGHT = 64
+
+
+# Category bars: a row per value, its name in the first LABEL_WIDTH pixels, its count after the
+# bar (COUNT_WIDTH holds "1,000,000" at the chart's 10 px type).
+ROW_HEIGHT = 14
+BAR_THICKNESS = 10
+LABEL_WIDTH = 86
+COUNT_WIDTH = 44
+CATEGORY_LABEL_CHARS = 14
 
 
 @dataclass(frozen=True)
@@ -21,11 +34,15 @@ class Bar:
     height: float
     label: str
     count: int
+    # Category bars only: the value's name (shortened to fit), where its text and the count go.
+    name: str = ""
+    text_y: float = 0
+    count_x: float = 0
 
 
 @dataclass(frozen=True)
 class Chart:
-    kind: str  # "histogram" | "bars"
+    kind: str  # "histogram" | "categories"
     bars: list[Bar]
     width: int = WIDTH
     height: int = HEIGHT
@@ -37,15 +54,16 @@ class Chart:
 _NO_CHART_TYPES = {"identifier", "constant", "empty"}
 
 
-def short_label(value: Any) -> str:
-    """Axis and tooltip labels: 4 significant digits for numbers, dates without a midnight."""
+def short_label(value: Any, limit: int = 24) -> str:
+    """Axis and tooltip labels: 4 significant digits for numbers, dates without a midnight,
+    at most `limit` characters — in the request's preferences (core.formatting)."""
     if isinstance(value, float):
-        text = f"{value:.4g}"
-    elif isinstance(value, str) and value.endswith("T00:00:00"):
-        text = value.removesuffix("T00:00:00")
+        text = formatting.format_significant(value)
+    elif isinstance(value, str):
+        text = formatting.format_iso(value)
     else:
         text = str(value)
-    return text if len(text) <= 24 else text[:23] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def column_chart(column: dict[str, Any]) -> Chart | None:
@@ -70,10 +88,33 @@ def column_chart(column: dict[str, Any]) -> Chart | None:
         )
     top = stats.get("top_values")
     if top:
-        counts = [int(item["count"]) for item in top]
-        labels = [short_label(item["value"]) for item in top]
-        return _vertical("bars", counts, labels)
+        return _categories(top)
     return None
+
+
+def _categories(top: list[dict[str, Any]]) -> Chart:
+    """One horizontal bar per value, longest for the most frequent; the name at the left."""
+    peak = max(int(item["count"]) for item in top) or 1
+    room = WIDTH - LABEL_WIDTH - COUNT_WIDTH
+    bars = []
+    for index, item in enumerate(top):
+        count = int(item["count"])
+        length = 0 if count == 0 else max(1.0, room * count / peak)
+        top_edge = index * ROW_HEIGHT + (ROW_HEIGHT - BAR_THICKNESS) / 2
+        bars.append(
+            Bar(
+                x=LABEL_WIDTH,
+                y=top_edge,
+                width=round(length, 2),
+                height=BAR_THICKNESS,
+                label=short_label(item["value"]),
+                count=count,
+                name=short_label(item["value"], CATEGORY_LABEL_CHARS),
+                text_y=index * ROW_HEIGHT + ROW_HEIGHT / 2,
+                count_x=round(LABEL_WIDTH + length + 3, 2),
+            )
+        )
+    return Chart(kind="categories", bars=bars, height=len(top) * ROW_HEIGHT)
 
 
 def _vertical(

@@ -18,6 +18,32 @@ def dataset_storage_dir(team_id: int) -> str:
     return f"datasets/team-{team_id}/{uuid.uuid4().hex}"
 
 
+# Columns the page lists with their missing-value tokens; the API gives them all.
+READING_COLUMNS_LISTED = 20
+# Reports written before the decimal separator was recorded name a decimal comma in a note only.
+_DECIMAL_COMMA_NOTE = "Read numbers with a decimal comma."
+
+
+def reading_facts(report: dict[str, Any]) -> dict[str, Any]:
+    """What reading a file found and did, from its ingest report: the format, encoding,
+    delimiter, decimal and thousands separators, the missing-value tokens found (column → token
+    → count; "" is an empty cell) and the text columns stored as numbers ("conversions")."""
+    if not report:
+        return {}
+    decimal = report.get("decimal_separator")
+    if decimal is None:
+        decimal = "," if _DECIMAL_COMMA_NOTE in report.get("notes", []) else "."
+    return {
+        "source_format": report.get("source_format"),
+        "encoding": report.get("encoding"),
+        "delimiter": report.get("delimiter"),
+        "decimal_separator": decimal,
+        "thousands_separator": report.get("thousands_separator"),
+        "missing_tokens": report.get("missing_tokens", {}),
+        "conversions": report.get("conversions", []),
+    }
+
+
 class Dataset(TeamOwnedModel):
     """A table a team uploaded. The original file is converted to Parquet by a job and profiled;
     `profile` holds per-column types, roles and statistics."""
@@ -71,3 +97,19 @@ class Dataset(TeamOwnedModel):
     @property
     def notes(self) -> list[str]:
         return list(self.ingest_report.get("notes", []))
+
+    @property
+    def reading(self) -> dict[str, Any]:
+        return reading_facts(self.ingest_report)
+
+    @property
+    def missing_tokens_listed(self) -> tuple[list[tuple[str, dict[str, int]]], int]:
+        """The columns whose missing-value tokens the page lists, and how many more have some:
+        a wide file can have thousands."""
+        found = list(self.ingest_report.get("missing_tokens", {}).items())
+        return found[:READING_COLUMNS_LISTED], max(len(found) - READING_COLUMNS_LISTED, 0)
+
+    @property
+    def delimiter_is_tab(self) -> bool:
+        """A tab is invisible on the page, so it is named instead."""
+        return self.ingest_report.get("delimiter") == "\t"

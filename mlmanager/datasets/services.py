@@ -16,11 +16,13 @@ from mlmanager.accounts.selectors import access_team, current_team_for
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files
-from mlmanager.datasets.models import Dataset, dataset_storage_dir
+from mlmanager.datasets.models import Dataset, dataset_storage_dir, reading_facts
 from mlmanager.engine.ingest import (
     SUPPORTED_EXTENSIONS,
     IngestError,
     IngestReport,
+    NumberFormat,
+    convert_columns_to_numbers,
     convert_to_parquet,
     detect_format,
 )
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # Share of the progress bar given to conversion; profiling takes the rest.
 CONVERSION_SHARE = 70
+# Column types whose values are numbers: text columns set to one are stored as numbers.
+NUMBER_TYPES = frozenset({"numeric", "integer"})
 
 
 def _resolve_team(*, user: Any, team_id: Any) -> Any:
@@ -182,7 +186,9 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
     source = files.local_path(dataset.source_path)
     parquet = files.local_path(dataset.parquet_path)
 
-    if not parquet.exists():
+    reading = dataset.ingest_report
+    if not parquet.exists() or _needs_reread(reading, dataset.type_overrides):
+        # Written over the old file only once complete: a failure keeps the data as it was.
         report = convert_in_job(
             context,
             source,
@@ -190,14 +196,28 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
             original_name=dataset.original_filename,
             share=CONVERSION_SHARE,
         )
+        if report.decimal_separator != ".":
+            context.log(_("Read numbers with a decimal comma."))
         for note in report.notes:
             context.log(note)
-        Dataset.objects.filter(pk=dataset_id).update(ingest_report=report.to_dict())
+        reading = report.to_dict()
+        Dataset.objects.filter(pk=dataset_id).update(ingest_report=reading)
+    context.check_cancelled()
+    number_format = reading_number_format(reading)
+    reading = _store_overridden_numbers(
+        context, parquet, reading, dataset.type_overrides, number_format
+    )
+    Dataset.objects.filter(pk=dataset_id).update(ingest_report=reading)
     context.check_cancelled()
     context.progress(CONVERSION_SHARE, _("Profiling columns"), force=True)
     profile = profile_parquet(
-        parquet, type_overrides=dataset.type_overrides, should_cancel=context.is_cancel_requested
+        parquet,
+        type_overrides=dataset.type_overrides,
+        should_cancel=context.is_cancel_requested,
+        number_format=number_format,
+        missing_tokens=reading.get("missing_tokens", {}),
     )
+    _attach_conversions(profile, reading.get("conversions", []))
     context.check_cancelled()
     updated = Dataset.objects.filter(pk=dataset_id).update(
         status=Dataset.Status.READY,
@@ -215,6 +235,67 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
         % {"rows": profile["row_count"], "columns": profile["column_count"]}
     )
     return {"dataset_id": dataset_id}
+
+
+def reading_number_format(reading: dict[str, Any]) -> NumberFormat:
+    """The number format reading found, from a dataset's `ingest_report`."""
+    facts = reading_facts(reading)
+    return NumberFormat(
+        facts.get("decimal_separator") or ".", facts.get("thousands_separator") or None
+    )
+
+
+def _needs_reread(reading: dict[str, Any], overrides: dict[str, str]) -> bool:
+    """Whether a column stored as numbers for a type override is no longer set to a number
+    type: its text is gone from the Parquet file, so the file is read again from the source."""
+    return any(
+        conversion.get("source") == "override"
+        and overrides.get(conversion["column"]) not in NUMBER_TYPES
+        for conversion in reading.get("conversions", [])
+    )
+
+
+def _store_overridden_numbers(
+    context: JobContext,
+    parquet: Path,
+    reading: dict[str, Any],
+    overrides: dict[str, str],
+    number_format: NumberFormat,
+) -> dict[str, Any]:
+    """Store text columns the user set to a number type as numbers, read in the file's number
+    format, so that training gets the numbers the profile counted (pandas would read "100,85"
+    as missing). Returns `reading` with these conversions and their missing tokens added."""
+    wanted = {name: False for name, kind in overrides.items() if kind in NUMBER_TYPES}
+    if not wanted:
+        return reading
+    conversions = convert_columns_to_numbers(parquet, wanted, number_format)
+    if not conversions:
+        return reading
+    reading = {**reading, "conversions": list(reading.get("conversions", []))}
+    missing_tokens = {
+        name: dict(tokens) for name, tokens in reading.get("missing_tokens", {}).items()
+    }
+    for name, conversion in conversions.items():
+        record = {"column": name, "type": overrides[name], "source": "override"}
+        reading["conversions"].append({**record, **conversion.to_dict()})
+        tokens = missing_tokens.setdefault(name, {})
+        for token, count in conversion.missing_tokens.items():
+            tokens[token] = tokens.get(token, 0) + count
+        if conversion.unconverted:
+            context.log(
+                _("%(count)s values of “%(column)s” could not be read as numbers.")
+                % {"count": conversion.unconverted, "column": name}
+            )
+    reading["missing_tokens"] = missing_tokens
+    return reading
+
+
+def _attach_conversions(profile: dict[str, Any], conversions: list[dict[str, Any]]) -> None:
+    """Give each profiled column the record of its conversion to numbers, if it had one."""
+    by_column = {conversion["column"]: conversion for conversion in conversions}
+    for column in profile["columns"]:
+        if column["name"] in by_column:
+            column["conversion"] = by_column[column["name"]]
 
 
 def dataset_mark_failed(*, dataset_id: int, error: str) -> None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlmanager.engine.ingest import IngestError
+from mlmanager.engine.ingest import IngestError, NumberConversion, NumberFormat, parse_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ JSON_TOP_KEYS = 10
 OUTPUT_TYPES = frozenset({"categorical", "boolean", "numeric", "integer"})
 TARGET_NAME_WORDS = frozenset({"target", "label", "class", "y", "outcome", "price"})
 
-_NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 # Date formats tried, in order, on strings that are not ISO 8601.
 _DATE_FORMATS = (
     "%d/%m/%Y",
@@ -95,12 +94,19 @@ def profile_parquet(
     *,
     type_overrides: Mapping[str, str] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    number_format: NumberFormat | None = None,
+    missing_tokens: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict:
     """Profile every column of the Parquet file at `path`; the result is JSON-serialisable.
 
     `type_overrides` maps column names to a type from COLUMN_TYPES chosen by the user: the
     statistics and role follow that type, and "detected_type" keeps the detected one. Names
     not in the file are ignored (the file may have changed since they were chosen).
+    Text forced to a number type is read in `number_format` (the file's decimal and thousands
+    separators): missing-value tokens and cells that are not numbers count as missing, and the
+    column's "conversion" says how many of each there were, with examples of the latter.
+    `missing_tokens` (column → token → count, as reading found them) is kept in each column's
+    "missing_tokens", so the profile says which cells were taken as missing.
     `should_cancel` is polled between columns; it makes the call raise
     IngestError(code="cancelled").
     """
@@ -123,6 +129,8 @@ def profile_parquet(
                 row_count=row_count,
                 override=overrides.get(name),
                 is_last=index == len(names) - 1,
+                number_format=number_format or NumberFormat(),
+                missing_tokens=(missing_tokens or {}).get(name, {}),
             )
         )
     logger.info("profiled %s: %s rows, %s columns", path, row_count, len(names))
@@ -130,17 +138,31 @@ def profile_parquet(
 
 
 def _profile_column(
-    name: str, column: pa.ChunkedArray, *, row_count: int, override: str | None, is_last: bool
+    name: str,
+    column: pa.ChunkedArray,
+    *,
+    row_count: int,
+    override: str | None,
+    is_last: bool,
+    number_format: NumberFormat,
+    missing_tokens: Mapping[str, int],
 ) -> dict:
     physical_type = str(column.type)
     family, values = _present_values(column)
-    missing_count = row_count - len(values)
     unique_count = _count_distinct(family, values)
     detected_type, datetime_parser = _detect_type(family, values, unique_count)
     column_type = override or detected_type
+    tokens = Counter(missing_tokens)
+    conversion: NumberConversion | None = None
+    if column_type in {"numeric", "integer"} and family == "string":
+        # Statistics and the missing share are those of the numbers a model would get.
+        numbers, conversion = parse_numbers(values, number_format)
+        family, values = "float", numbers.drop_null()
+        tokens.update(conversion.missing_tokens)
+    missing_count = row_count - len(values)
     missing_share = missing_count / row_count if row_count else 0.0
     role, role_reason = _suggest_role(name, column_type, missing_share, is_last=is_last)
-    return {
+    profiled = {
         "name": name,
         "type": column_type,
         "detected_type": detected_type,
@@ -151,7 +173,11 @@ def _profile_column(
         "role": role,
         "role_reason": role_reason,
         "stats": _stats(column_type, family, values, unique_count, datetime_parser),
+        "missing_tokens": dict(sorted(tokens.items(), key=lambda item: (-item[1], item[0]))),
     }
+    if conversion is not None:
+        profiled["conversion"] = {"type": column_type, "source": "override", **conversion.to_dict()}
+    return profiled
 
 
 def _count_distinct(family: str, values: pa.Array) -> int:
@@ -423,10 +449,7 @@ def _number_values(family: str, values: pa.Array) -> pa.Array | None:
         return values.cast(pa.float64(), safe=False)
     if family == "bool":
         return values.cast(pa.float64())
-    if family == "string":
-        numeric_text = values.filter(pc.match_substring_regex(values, _NUMBER_TEXT))
-        return pc.utf8_trim_whitespace(numeric_text).cast(pa.float64())
-    return None
+    return None  # text is read by parse_numbers in _profile_column, in the file's format
 
 
 def _numeric_stats(numbers: pa.Array | None, *, integer: bool) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from django.contrib import admin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from mlmanager.jobs.models import Job, Worker
+from mlmanager.core.admin import ReadOnlyAdmin
+from mlmanager.jobs.models import Job, PeriodicSlot, Worker
 
 
 @admin.register(Worker)
@@ -57,9 +58,21 @@ class WorkerAdmin(admin.ModelAdmin):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "status", "team", "worker", "requeues", "created_at"]
-    list_filter = ["status", "kind"]
-    search_fields = ["worker", "description"]
+    list_filter = ["status", "kind", "cancel_requested"]
+    search_fields = ["worker", "description", "team__name", "created_by__email"]
+    list_select_related = ["team"]
     readonly_fields = [field.name for field in Job._meta.fields]
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+@admin.register(PeriodicSlot)
+class PeriodicSlotAdmin(ReadOnlyAdmin):
+    """Which scheduler ran each slot of a periodic task: a missing slot is a run that never
+    happened."""
+
+    list_display = ["name", "slot", "claimed_by", "claimed_at"]
+    list_filter = ["name"]
+    search_fields = ["name", "claimed_by"]
+    ordering = ["-claimed_at"]

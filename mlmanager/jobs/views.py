@@ -20,8 +20,14 @@ from mlmanager.jobs.models import Job
 @login_required
 def job_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     team = request.team
-    jobs = selectors.jobs_for_user(user=request.user, team=team) if team else Job.objects.none()
+    jobs = (
+        selectors.jobs_for_user(user=request.user, team=team, subjects=True)
+        if team
+        else Job.objects.none()
+    )
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    selectors.attach_subjects(page.object_list)
     return render_page_or_partial(
         request,
         page="jobs/list.html",
@@ -32,7 +38,8 @@ def job_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 def job_detail(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
-    job = selectors.access_job(user=request.user, id=job_id)
+    job = selectors.access_job(user=request.user, id=job_id, subjects=True)
+    selectors.attach_subjects([job])
     return render_page_or_partial(
         request, page="jobs/detail.html", partial="jobs/partials/_job.html", context={"job": job}
     )

@@ -1,5 +1,5 @@
 """API v1: models (create, read, change, delete), training runs (start, status, cancel) and
-versions (list, activate)."""
+versions (list, read, activate, set the decision threshold)."""
 
 from __future__ import annotations
 
@@ -132,6 +132,7 @@ class RunOutputSerializer(serializers.ModelSerializer[TrainingRun]):
 
 class VersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
     is_active = serializers.SerializerMethodField()
+    outputs = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -142,9 +143,16 @@ class VersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
             "run",
             "inputs",
             "outputs",
+            "threshold",
             "reproducibility",
             "created_at",
         ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_outputs(self, version: ModelVersion) -> list[dict[str, Any]]:
+        """Per output its record; `baseline` (the majority class's or training mean's metrics)
+        is null for versions recorded before baselines were measured."""
+        return [{**output, "baseline": output.get("baseline")} for output in version.outputs]
 
     def get_is_active(self, version: ModelVersion) -> bool:
         if "active_version_id" in self.context:  # lists pass it: no query per row
@@ -326,7 +334,10 @@ class MachineTrainingStatusApi(APIView):
                 "outcome": version.outcome,
                 # The metrics, without the long leaderboard and importance lists.
                 "outputs": [
-                    {key: output.get(key) for key in ("name", "task", "metric", "metrics")}
+                    {
+                        key: output.get(key)
+                        for key in ("name", "task", "metric", "metrics", "baseline")
+                    }
                     for output in version.outputs
                 ],
                 "created_at": version.created_at,
@@ -361,6 +372,62 @@ class MachineVersionListApi(APIView):
             queryset=selectors.versions_for_machine(machine=machine),
             serializer_class=VersionOutputSerializer,
             context={"active_version_id": machine.active_version_id},
+        )
+
+
+# The bounds are exclusive: OpenAPI 3.0 says so with boolean exclusiveMinimum/Maximum, which
+# drf-spectacular does not derive from a FloatField, so clients' generators (and schemathesis)
+# would send 0 or 1 as valid.
+@extend_schema_field(
+    {
+        "type": "number",
+        "format": "double",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": 1,
+        "exclusiveMaximum": True,
+    }
+)
+class ThresholdField(serializers.FloatField):
+    pass
+
+
+class MachineVersionDetailApi(APIView):
+    parser_classes = [JSONParser]
+
+    class UpdateSerializer(serializers.Serializer[Any]):
+        threshold = ThresholdField(
+            allow_null=True,
+            help_text="Decision threshold of two-class outputs, 0 < threshold < 1: the positive "
+            "class is predicted when its probability is at least this. null: the more probable "
+            "class.",
+        )
+
+    @extend_schema(responses=VersionOutputSerializer)
+    def get(self, request: Request, machine_id: int, number: int) -> Response:
+        machine = selectors.access_machine(user=request.user, id=machine_id)
+        version = selectors.access_version(machine=machine, number=number)
+        return Response(
+            VersionOutputSerializer(
+                version, context={"active_version_id": machine.active_version_id}
+            ).data
+        )
+
+    @extend_schema(request=UpdateSerializer, responses=VersionOutputSerializer)
+    def patch(self, request: Request, machine_id: int, number: int) -> Response:
+        machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+        version = selectors.access_version(machine=machine, number=number)
+        # A PATCH changes what it names; an empty one changes nothing.
+        serializer = self.UpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if "threshold" in serializer.validated_data:
+            services.version_set_threshold(
+                version=version, threshold=serializer.validated_data["threshold"]
+            )
+        return Response(
+            VersionOutputSerializer(
+                version, context={"active_version_id": machine.active_version_id}
+            ).data
         )
 
 

@@ -8,6 +8,9 @@ from django.utils.translation import gettext_lazy as _
 from mlmanager.engine.training import LEVEL_BUDGET_S, METRICS, TASKS
 
 CUSTOM_BUDGET = "custom"
+# What the model wizard does after creating the model (its two submit buttons).
+CREATE_AND_TRAIN = "train"
+CREATE_ONLY = "create"
 
 
 def _duration(seconds: int) -> str:
@@ -55,6 +58,14 @@ class ReviewForm(forms.Form):
     )
     level = forms.ChoiceField(label=_("Time budget"), initial="1", choices=level_choices)
     time_budget_s = forms.IntegerField(label=_("Seconds"), required=False)
+    # Set by the button pressed; anything else (Enter in a field) creates and trains.
+    then = forms.ChoiceField(
+        choices=[(CREATE_AND_TRAIN, _("Create and train")), (CREATE_ONLY, _("Create only"))],
+        required=False,
+    )
+
+    def clean_then(self) -> str:
+        return self.cleaned_data.get("then") or CREATE_AND_TRAIN
 
     def __init__(
         self,

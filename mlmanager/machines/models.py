@@ -146,6 +146,9 @@ class TrainingRun(TeamOwnedModel):
     candidates = models.PositiveIntegerField(default=0)
     best_score = models.FloatField(null=True, blank=True)
     best_estimator = models.CharField(max_length=100, blank=True)
+    # The best search score of each output over time: {"eval_method": "cv" | "holdout",
+    # "outputs": {name: [[seconds since start, score], ...]}}, for the run's chart.
+    score_curve = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -164,10 +167,16 @@ class TrainingRun(TeamOwnedModel):
 class ModelVersion(TeamOwnedModel):
     """What a run produced: numbered per model, with signed artifacts under `storage_dir`.
 
-    `outputs` holds per predicted column its task, metric, holdout `metrics`, `leaderboard`,
+    `outputs` holds per predicted column its task, metric, holdout `metrics` (with the curves
+    the page draws), `baseline` (the same metrics for the training rows' majority class or
+    mean; absent in versions recorded before it existed), `leaderboard`,
     `feature_importance`, `best_estimator`, and the artifact's path (relative to the media
-    root) and signature. `inputs` lists the `{name, type}` the model expects. `outcome` tells
+    root) and signature. `inputs` lists the `{name, type}` the model expects, with what
+    training saw where known (`min`, `max`, `categories`: predictions.schema.recorded_inputs;
+    absent in versions recorded before it existed). `outcome` tells
     whether the run completed or was cancelled with the best model found so far kept.
+    `threshold` is the only field that changes after the version is recorded: the owner's
+    decision threshold for its two-class outputs.
     """
 
     class Outcome(models.TextChoices):
@@ -187,6 +196,14 @@ class ModelVersion(TeamOwnedModel):
     inputs = models.JSONField(default=list)
     outputs = models.JSONField(default=list)
     reproducibility = models.JSONField(default=dict, blank=True)
+    threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Decision threshold of two-class outputs: the positive class is predicted when its "
+            "probability is at least this; empty: the more probable class."
+        ),
+    )
 
     class Meta:
         ordering = ["-number"]
@@ -195,10 +212,19 @@ class ModelVersion(TeamOwnedModel):
                 fields=["machine", "number"], name="model_version_number_unique"
             ),
             models.CheckConstraint(condition=Q(number__gte=1), name="model_version_number_min"),
+            models.CheckConstraint(
+                condition=Q(threshold__isnull=True) | Q(threshold__gt=0, threshold__lt=1),
+                name="model_version_threshold_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"v{self.number} of {self.machine_id}"
+
+    @property
+    def has_binary_output(self) -> bool:
+        """Whether a decision threshold applies to any output of this version."""
+        return any(output.get("task") == "binary" for output in self.outputs)
 
     @property
     def scores(self) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ def machines_for_user(*, user: Any, team: Any = None) -> QuerySet[Machine]:
 
 def access_machine(*, user: Any, id: Any, action: Action = Action.VIEW) -> Machine:
     return access_team_object(
-        Machine.objects.with_status().select_related("team", "dataset", "active_version"),
+        Machine.objects.with_status().select_related("team", "dataset", "active_version__run__job"),
         user=user,
         id=id,
         action=action,

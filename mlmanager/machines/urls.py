@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlmanager.machines import views
+from mlmanager.machines import views, views_versions
 
 app_name = "machines"
 
@@ -17,4 +17,9 @@ urlpatterns = [
         name="version_activate",
     ),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path(
+        "<int:machine_id>/versions/<int:number>/threshold/",
+        views_versions.version_threshold,
+        name="version_threshold",
+    ),
 ]

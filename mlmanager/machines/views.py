@@ -9,8 +9,10 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -20,9 +22,17 @@ from mlmanager.core.htmx import render_page_or_partial
 from mlmanager.core.requests import AuthenticatedHttpRequest
 from mlmanager.datasets.selectors import access_dataset
 from mlmanager.engine.training import TrainingError, infer_task
+from mlmanager.engine.training.spec import CV_FOLDS, HOLDOUT_SHARE
 from mlmanager.machines import charts, selectors, services
-from mlmanager.machines.forms import CUSTOM_BUDGET, MachineEditForm, OutputsForm, ReviewForm
-from mlmanager.machines.models import Machine, ModelVersion
+from mlmanager.machines.forms import (
+    CREATE_ONLY,
+    CUSTOM_BUDGET,
+    MachineEditForm,
+    OutputsForm,
+    ReviewForm,
+)
+from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.services.training import score_label
 from mlmanager.predictions.selectors import live_accuracy
 
 RUNS_SHOWN = 20
@@ -43,6 +53,7 @@ def machine_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         else Machine.objects.none()
     )
     page = Paginator(machines, 25).get_page(request.GET.get("page"))
+    _count_kept_versions(list(page))
     return render_page_or_partial(
         request,
         page="machines/list.html",
@@ -54,11 +65,25 @@ def machine_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
 
 
+def _count_kept_versions(machines: list[Machine]) -> None:
+    """Sets `kept_versions` on each model (one query for the page): the status badge of a
+    model whose last run was cancelled says how many versions it keeps, none active."""
+    counts = dict(
+        ModelVersion.objects.filter(machine__in=machines)
+        .values_list("machine")
+        .annotate(count=Count("pk"))
+        .values_list("machine", "count")
+    )
+    for machine in machines:
+        machine.kept_versions = counts.get(machine.pk, 0)  # type: ignore[attr-defined]
+
+
 @login_required
 def machine_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Step 1 (GET ?dataset=): pick the outputs. Step 2 (GET with outputs): review inputs —
     with the reason each other column is left out —, task and metric per output, and budget.
-    POST creates the model."""
+    POST creates the model and, unless the user chose "Create without training", starts its
+    training: coming from "Train a model", one click trains."""
     params = request.POST if request.method == "POST" else request.GET
     dataset = access_dataset(user=request.user, id=params.get("dataset"), action=Action.CHANGE)
     if dataset.status != dataset.Status.READY:
@@ -99,16 +124,22 @@ def _create_review(
     )
     error = ""
     if request.method == "POST" and form.is_valid():
+        train = form.cleaned_data["then"] != CREATE_ONLY
         try:
             machine = services.machine_create(
-                user=request.user, dataset=dataset, **form.service_arguments()
+                user=request.user, dataset=dataset, train=train, **form.service_arguments()
             )
         except ApplicationError as failure:
             if not _is_user_error(failure):
                 raise
             error = failure.message
         else:
-            messages.success(request, _("Model created. Train it when you are ready."))
+            messages.success(
+                request,
+                _("Model created. Its training is queued.")
+                if train
+                else _("Model created. Train it when you are ready."),
+            )
             return redirect("machines:detail", machine_id=machine.pk)
     chosen = set(form["inputs"].value() or [])
     rows = [{**row, "checked": row["name"] in chosen} for row in plan]
@@ -132,13 +163,6 @@ def _version_display(version: ModelVersion | None) -> list[dict[str, Any]]:
         shown.append(
             {
                 "output": output,
-                "scores": [
-                    (name, value)
-                    for name, value in metrics.items()
-                    if isinstance(value, int | float)
-                    and not isinstance(value, bool)
-                    and name != "holdout_rows"
-                ],
                 "holdout_rows": metrics.get("holdout_rows"),
                 "confusion_labels": labels,
                 "confusion_rows": confusion_rows,
@@ -152,9 +176,51 @@ def _version_display(version: ModelVersion | None) -> list[dict[str, Any]]:
                     for entry in (output.get("leaderboard") or [])[:LEADERBOARD_SHOWN]
                 ],
                 "importance": charts.importance_chart(output.get("feature_importance") or []),
+                **charts.output_display(output, threshold=version.threshold),
             }
         )
     return shown
+
+
+def _run_display(run: TrainingRun | None) -> dict[str, Any]:
+    """What the run panel shows besides the job: the best score over time per output, what
+    that score is (cross-validated or on a validation split) and why the holdout differs."""
+    if run is None:
+        return {}
+    curve = run.score_curve or {}
+    eval_method = curve.get("eval_method")
+    metrics = {output["name"]: output["metric"] for output in run.spec.get("outputs") or []}
+    started = run.job.started_at
+    # A running search's last step reaches now; a finished one's, the end of the run.
+    until = ((run.job.finished_at or timezone.now()) - started).total_seconds() if started else None
+    curves = []
+    for name, points in (curve.get("outputs") or {}).items():
+        metric = metrics.get(name, "")
+        chart = charts.best_score_chart(
+            points, metric=metric, score_title=score_label(metric, eval_method), until_s=until
+        )
+        if chart is not None:
+            curves.append({"output": name, "chart": chart})
+    first_metric = next(iter(metrics.values()), "")
+    return {
+        "score_label": score_label(first_metric, eval_method)
+        if eval_method
+        else _("score %(metric)s") % {"metric": first_metric},
+        "eval_method": eval_method,
+        "curves": curves,
+        "cv_folds": CV_FOLDS,
+        "holdout_percent": round(HOLDOUT_SHARE * 100),
+    }
+
+
+def _with_search_curves(
+    shown: list[dict[str, Any]], version: ModelVersion | None
+) -> list[dict[str, Any]]:
+    """Each output of the version with the best score over time of the search that made it."""
+    if version is None or version.run is None:
+        return shown
+    curves = {curve["output"]: curve["chart"] for curve in _run_display(version.run)["curves"]}
+    return [{**item, "search_curve": curves.get(item["output"]["name"])} for item in shown]
 
 
 @login_required
@@ -162,13 +228,16 @@ def machine_detail(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
     machine = selectors.access_machine(user=request.user, id=machine_id)
     active_run = selectors.machine_active_run(machine=machine)
     version = machine.active_version
+    versions = selectors.versions_for_machine(machine=machine)
+    machine.kept_versions = len(versions)  # type: ignore[attr-defined]
     context = {
         "machine": machine,
         "active_run": active_run,
+        "run_display": _run_display(active_run),
         "active_version": version,
-        "version_outputs": _version_display(version),
+        "version_outputs": _with_search_curves(_version_display(version), version),
         "accuracy": live_accuracy(machine=machine),
-        "versions": selectors.versions_for_machine(machine=machine),
+        "versions": versions,
         "runs": list(selectors.runs_for_machine(machine=machine)[:RUNS_SHOWN]),
         "left_out": [
             row

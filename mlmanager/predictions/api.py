@@ -94,6 +94,13 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+class PredictionWarningSerializer(serializers.Serializer[Any]):
+    row = serializers.IntegerField()
+    field = serializers.CharField()
+    code = serializers.ChoiceField(choices=["out_of_range", "unseen_category", "not_integer"])
+    message = serializers.CharField()
+
+
 class ModelPredictApi(APIView):
     parser_classes = [PredictJSONParser]
     throttle_classes = [PredictRateThrottle]  # its own limit, higher than the rest of the API
@@ -113,6 +120,12 @@ class ModelPredictApi(APIView):
         model = serializers.IntegerField()
         model_version = serializers.IntegerField()
         predictions = serializers.ListField(child=serializers.DictField())
+        warnings = serializers.ListField(
+            child=PredictionWarningSerializer(),
+            help_text="Values the model answered for though training saw none like them: "
+            "out_of_range, unseen_category, not_integer. `row` is the row's index in the "
+            "request (from 0).",
+        )
         timing_ms = serializers.DictField(child=serializers.FloatField())
 
     def perform_authentication(self, request: Request) -> None:
@@ -247,6 +260,10 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
     error = serializers.CharField(source="job.error")
     finished_at = serializers.DateTimeField(source="job.finished_at", allow_null=True)
     download_url = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField(
+        help_text="Once finished: per warning code (as the predict API's warnings), how many "
+        "values of the rows training did not see; the rows were predicted all the same."
+    )
 
     class Meta:
         model = BatchPrediction
@@ -266,9 +283,13 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
             "row_count",
             "result_size_bytes",
             "download_url",
+            "warnings",
             "created_at",
             "finished_at",
         ]
+
+    def get_warnings(self, batch: BatchPrediction) -> dict[str, int]:
+        return dict((batch.job.result or {}).get("warnings") or {})
 
     def get_download_url(self, batch: BatchPrediction) -> str | None:
         if batch.job.status != batch.job.Status.SUCCEEDED:

@@ -16,6 +16,7 @@ batch carry data out of the dataset that nobody asked to share.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from mlmanager.jobs.runner import JobContext
 from mlmanager.jobs.services import job_create, job_enqueue
 from mlmanager.machines.models import Machine, ModelVersion
 from mlmanager.predictions.models import BatchPrediction, batch_storage_dir
+from mlmanager.predictions.schema import warning_counts, warning_summary
 from mlmanager.predictions.serving import ServedVersion, served_version
 
 logger = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
     rows_path = _input_rows(context, batch)
     result = files.local_path(batch.result_path)
     temporary = result.with_name(result.name + ".part")
+    warnings: Counter[str] = Counter()
     try:
         count = _predict_file(
             context,
@@ -150,6 +153,7 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
             batch.output_format,
             progress_from=0 if batch.dataset_id is not None else CONVERSION_SHARE,
             pass_through=batch.pass_through,
+            warnings=warnings,
         )
         temporary.replace(result)
     except BaseException:
@@ -162,7 +166,9 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
         row_count=count, result_size_bytes=result.stat().st_size
     )
     context.log(_("%(rows)s rows predicted.") % {"rows": f"{count:,}"})
-    return {"batch_id": batch_id, "rows": count}
+    if any(warnings.values()):
+        context.log(warning_summary(warnings))
+    return {"batch_id": batch_id, "rows": count, "warnings": dict(warnings)}
 
 
 def batch_failed(*, batch_id: int) -> None:
@@ -197,6 +203,7 @@ def _predict_file(
     *,
     progress_from: float,
     pass_through: list[str] | None = None,
+    warnings: Counter[str] | None = None,
 ) -> int:
     """Predict `rows_path` into `result`; with `pass_through` (not None), only the model's
     inputs and those columns of the file are kept, read from the file and nothing else."""
@@ -212,6 +219,8 @@ def _predict_file(
     try:
         for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=kept):
             context.check_cancelled()
+            if warnings is not None:  # counted per code (schema.warning_counts)
+                warnings.update(warning_counts(served.schema, batch))
             table = _with_predictions(served, pa.Table.from_batches([batch]))
             if output_format == BatchPrediction.Format.CSV:
                 table = _csv_safe(table)
@@ -264,7 +273,7 @@ def _with_predictions(served: ServedVersion, table: pa.Table) -> pa.Table:
             if table.num_rows
             else np.empty((0, len(output.class_keys or [])))
         )
-        labels = np.array(output.model.classes, dtype=object)[probabilities.argmax(axis=1)]
+        labels = output.model.labels(probabilities, served.threshold)
         table = table.append_column(label, pa.array([_plain(value) for value in labels]))
         for index, key in enumerate(output.class_keys or []):
             column = _free_name(f"probability_{output.name}_{key}", names)

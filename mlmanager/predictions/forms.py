@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.predictions.models import BatchPrediction
-from mlmanager.predictions.schema import InputSchema
+from mlmanager.predictions.schema import InputField, InputSchema, number_text
 
 # Categories with at most this many values seen in training get a drop-down; more, a text
 # field with the frequent values as suggestions.
@@ -16,17 +16,26 @@ SELECT_MAX_CHOICES = 30
 
 
 class PredictForm(forms.Form):
-    """One field per input: numbers, drop-downs (or suggestions) for categories, a yes/no
-    choice, a date-and-time picker, text areas. Every field may stay empty (unknown)."""
+    """One field per input: numbers (typed with the user's decimal separator), drop-downs (or
+    suggestions) for categories, a yes/no choice, a date or date-and-time picker, text areas.
+    Every field may stay empty (unknown). After an answer, `warnings` holds per input what
+    training did not see (InputSchema.warnings), shown next to the field."""
 
     def __init__(
-        self, *args: Any, schema: InputSchema, columns: dict[str, dict], **kwargs: Any
+        self,
+        *args: Any,
+        schema: InputSchema,
+        columns: dict[str, dict],
+        decimal_separator: str = ".",
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.schema = schema
+        self.decimal_separator = decimal_separator
+        self.warnings: dict[str, list[str]] = {}
         for field in schema.fields:
             profile = columns.get(field.name, {})
-            self.fields[field.name] = _form_field(field.type, profile)
+            self.fields[field.name] = _form_field(field, profile, decimal_separator)
             self.fields[field.name].required = False
 
     def clean(self) -> dict[str, Any]:
@@ -34,34 +43,75 @@ class PredictForm(forms.Form):
         for field in self.schema.fields:
             raw = self.data.get(field.name, "")
             try:
-                cleaned[field.name] = self.schema.clean_value(field, raw)
+                cleaned[field.name] = self.schema.clean_value(
+                    field, raw, decimal_separator=self.decimal_separator
+                )
             except ValueError as error:
                 self.add_error(field.name, str(error))
         return cleaned
 
+    def fields_with_warnings(self) -> list[tuple[forms.BoundField, str, list[str]]]:
+        """Per input: its field, what it takes in a word or two, and its warnings."""
+        return [
+            (
+                field,
+                str(_KIND_HINTS.get(self.schema.by_name[field.name].type, "")),
+                self.warnings.get(field.name, []),
+            )
+            for field in self
+        ]
 
-def _form_field(kind: str, profile: dict) -> forms.Field:
+
+# Shown next to each label: number fields are text fields (see _form_field), so the widget's
+# input type no longer says what a field takes.
+_KIND_HINTS = {
+    "numeric": _("number"),
+    "integer": _("whole number"),
+    "boolean": _("yes or no"),
+    "datetime": _("date"),
+    "categorical": _("category"),
+    "text": _("text"),
+    "json": _("JSON"),
+}
+
+
+def _form_field(field: InputField, profile: dict, decimal_separator: str) -> forms.Field:
+    kind = field.type
     stats = profile.get("stats") or {}
     values = [str(item["value"]) for item in stats.get("top_values") or []]
     if kind in ("numeric", "integer"):
-        attrs = {"step": "1" if kind == "integer" else "any"}
-        if stats.get("min") is not None and stats.get("max") is not None:
+        # Text, not type="number": a number input reads "49,5" by the browser's locale (or
+        # drops it), whatever the user's preferences say; the form reads it (parse_number).
+        attrs = {"inputmode": "decimal", "autocomplete": "off"}
+        low = field.low if field.low is not None else stats.get("min")
+        high = field.high if field.high is not None else stats.get("max")
+        if low is not None and high is not None:
             attrs["placeholder"] = _("seen from %(low)s to %(high)s") % {
-                "low": stats["min"],
-                "high": stats["max"],
+                "low": number_text(low, decimal_separator),
+                "high": number_text(high, decimal_separator),
             }
-        return forms.CharField(widget=forms.NumberInput(attrs=attrs))
+        return forms.CharField(widget=forms.TextInput(attrs=attrs))
     if kind == "boolean":
         return forms.ChoiceField(
             choices=[("", _("unknown")), ("true", _("yes")), ("false", _("no"))]
         )
     if kind == "datetime":
+        if _dates_only(stats):
+            return forms.CharField(widget=forms.DateInput(attrs={"type": "date"}))
         return forms.CharField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     if kind in ("text", "json"):
         return forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
     if values and len(values) <= SELECT_MAX_CHOICES and not stats.get("other_count"):
         return forms.ChoiceField(choices=[("", _("unknown")), *[(v, v) for v in values]])
     return forms.CharField(widget=SuggestionsInput(values))
+
+
+def _dates_only(stats: dict) -> bool:
+    """A date column: its first and last moments are midnights (the profile keeps no more of
+    the values; a column of times that starts and ends at midnight gets a date picker too,
+    and a time can still be sent through the API)."""
+    moments = [stats.get("min"), stats.get("max")]
+    return all(isinstance(moment, str) and moment[10:] in ("", "T00:00:00") for moment in moments)
 
 
 class SuggestionsInput(forms.TextInput):

@@ -87,7 +87,7 @@ def _predict_grant_sql() -> str:
     return f"""
         SELECT t.id, t.user_id, t.team_id,
                CASE WHEN t.last_used_at IS NULL OR t.last_used_at < %s THEN 1 ELSE 0 END,
-               m.id, m.team_id, v.id, v.number, ms.role
+               m.id, m.team_id, v.id, v.number, v.threshold, ms.role
         FROM {token.db_table} t
         JOIN {user.db_table} u ON u.id = t.user_id AND u.is_active = %s
         LEFT JOIN {machine.db_table} m
@@ -125,7 +125,18 @@ def predict_grant_for_token(*, raw_token: str, machine_id: Any) -> PredictGrant 
         row = cursor.fetchone()
     if row is None:
         return None
-    token_id, user_id, token_team_id, stale, found_id, team_id, version_id, number, role = row
+    (
+        token_id,
+        user_id,
+        token_team_id,
+        stale,
+        found_id,
+        team_id,
+        version_id,
+        number,
+        threshold,
+        role,
+    ) = row
     user = _deferred(User, id=user_id, is_active=True)
     # Team-scoped querysets and access checks read this to keep the token in its team.
     user.restricted_team_id = token_team_id  # type: ignore[attr-defined]
@@ -135,7 +146,12 @@ def predict_grant_for_token(*, raw_token: str, machine_id: Any) -> PredictGrant 
         machine = _deferred(Machine, id=found_id, team_id=team_id, active_version_id=version_id)
         if version_id is not None:
             machine.active_version = _deferred(
-                ModelVersion, id=version_id, machine_id=found_id, number=number
+                # The threshold too: serving reads it on every answer (served_version).
+                ModelVersion,
+                id=version_id,
+                machine_id=found_id,
+                number=number,
+                threshold=threshold,
             )
     return PredictGrant(
         token_id=token_id, user=user, machine=machine, token_last_used_is_stale=bool(stale)

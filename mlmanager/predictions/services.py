@@ -27,7 +27,7 @@ from mlmanager.machines.models import Machine, ModelVersion
 from mlmanager.ops.metrics import PREDICTIONS
 from mlmanager.predictions.log import AnsweredRows, prediction_log
 from mlmanager.predictions.models import Prediction
-from mlmanager.predictions.schema import ParsedRows
+from mlmanager.predictions.schema import ParsedRows, warnings_as_dicts
 from mlmanager.predictions.serving import ServedVersion, class_key, served_version
 
 logger = logging.getLogger(__name__)
@@ -64,16 +64,20 @@ def predictions_make(
     source: str = Prediction.Source.API,
     started: float | None = None,
     explain: bool = False,
+    decimal_separator: str = ".",
 ) -> dict[str, Any]:
     """Answer the rows of `payload` (see InputSchema.parse_payload) and log each answer.
 
     `started` is when the request began (perf_counter), so `timing_ms.parse` includes
     decoding the body. With `explain` (the web form's one row), the body also holds, per
     output, the inputs that moved the first row's prediction most (ServedVersion.explain).
+    `warnings` lists the values training did not see (InputSchema.warnings), the numbers in
+    their messages written with `decimal_separator`; the rows are answered all the same.
     """
     started = time.perf_counter() if started is None else started
     served = served_version(version)
     parsed = served.schema.parse_payload(payload)
+    warnings = served.schema.warnings(parsed)
     parsed_at = time.perf_counter()
     answers = served.answer(parsed.columns)
     answered_at = time.perf_counter()
@@ -85,6 +89,7 @@ def predictions_make(
             _shape(served, answer, prediction_id)
             for answer, prediction_id in zip(answers, ids, strict=True)
         ],
+        "warnings": warnings_as_dicts(warnings, decimal_separator),
     }
     total_ms = (time.perf_counter() - started) * 1000
     body["timing_ms"] = {

@@ -3,7 +3,8 @@
 A version's artifacts are verified and unpickled once per process, then kept in a
 least-recently-used cache capped by memory (MLMANAGER_MODEL_CACHE_MB, measured as the size of
 the artifact files, which is close to what they take unpickled). Versions never change once
-written, so an entry is never stale; one that is no longer used just ages out.
+written, their decision threshold aside (applied from the version row on each call), so an
+entry is never stale; one that is no longer used just ages out.
 
 Native libraries predict on one thread here (the models are saved single-threaded, and the web
 command sets OMP_NUM_THREADS=1): several web workers each spreading a tree walk over every core
@@ -22,7 +23,7 @@ import numpy as np
 from django.conf import settings
 
 from mlmanager.engine.training import TrainedModel
-from mlmanager.engine.training.model import row_count
+from mlmanager.engine.training.model import chosen_classes, row_count
 from mlmanager.machines import files
 from mlmanager.machines.models import ModelVersion
 from mlmanager.machines.selectors import version_model
@@ -50,6 +51,10 @@ class ServedVersion:
     schema: InputSchema
     outputs: list[ServedOutput]
     size_bytes: int
+    # The version's decision threshold for two-class outputs (None: the more probable class).
+    # The one setting that changes after a version is written: served_version() copies the
+    # cached entry with the current value rather than caching it.
+    threshold: float | None = None
 
     def answer(self, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """Per row, per output: {"value": .., "probabilities": {label: p}} (classification)."""
@@ -63,7 +68,7 @@ class ServedVersion:
                     answer[output.name] = {"value": value}
                 continue
             probabilities = model.predict_proba(columns)
-            labels = np.array(model.classes, dtype=object)[probabilities.argmax(axis=1)].tolist()
+            labels = model.labels(probabilities, self.threshold).tolist()
             keys = output.class_keys or []
             for answer, label, row in zip(answers, labels, probabilities.tolist(), strict=True):
                 answer[output.name] = {
@@ -99,7 +104,7 @@ class ServedVersion:
                 effects = values[0] - values[1:]
             else:
                 probabilities = output.model.predict_proba(probes)
-                chosen = int(probabilities[0].argmax())
+                chosen = int(chosen_classes(probabilities[:1], self.threshold)[0])
                 effects = probabilities[0, chosen] - probabilities[1:, chosen]
             order = np.argsort(-np.abs(effects))[:EXPLANATION_INPUTS]
             explanation[output.name] = [
@@ -186,4 +191,7 @@ cache = VersionCache(limit_bytes=settings.MLMANAGER_MODEL_CACHE_MB * 2**20)
 
 
 def served_version(version: ModelVersion) -> ServedVersion:
-    return cache.get(version)
+    served = cache.get(version)
+    if served.threshold != version.threshold:
+        served = dataclasses.replace(served, threshold=version.threshold)
+    return served

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from mlmanager.predictions import views
+from mlmanager.predictions import views, views_team
 
 app_name = "predictions"
 
 urlpatterns = [
+    path("predictions/", views_team.team_prediction_log, name="team_log"),
     path("models/<int:machine_id>/predict/", views.predict, name="predict"),
     path("models/<int:machine_id>/predictions/", views.prediction_log, name="log"),
     path(

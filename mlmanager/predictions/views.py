@@ -50,6 +50,7 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
         request.POST if request.method == "POST" else None,
         schema=schema,
         columns=_form_columns(machine),
+        decimal_separator=request.user.decimal_separator,
     )
     context: dict[str, Any] = {"machine": machine, "version": version, "form": form}
     if form.is_bound and form.is_valid():
@@ -63,8 +64,11 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
             source=Prediction.Source.UI,
             started=started,
             explain=True,
+            decimal_separator=request.user.decimal_separator,
         )
         context["result"] = _result(body)
+        for warning in body["warnings"]:
+            form.warnings.setdefault(warning["field"], []).append(warning["message"])
     return render_page_or_partial(
         request,
         page="predictions/predict.html",

@@ -8,13 +8,15 @@ mlmanager/core/tests/live.py, shared with the API client tests.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Error, Page, Response, sync_playwright
+from django.core.mail import EmailMessage
+from playwright.sync_api import ConsoleMessage, Error, Page, Response, expect, sync_playwright
 
 from mlmanager.core.tests.live import BackgroundWorker, live_server, worker
 from mlmanager.live.tests.server import LiveSocketServer, live_socket_server
@@ -106,3 +108,23 @@ def page(
             context.close()
         finally:
             browser.close()
+
+
+def sign_up(
+    page: Page, site_url: str, outbox: list[EmailMessage], *, name: str, email: str
+) -> None:
+    """Sign up through the form, open the activation link the e-mail holds and activate: the
+    new user is signed in, on the datasets page (`site_url` is MLMANAGER_SITE_URL)."""
+    page.goto("/accounts/signup/")
+    page.locator("input[name=name]").fill(name)
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill("violet-harbour-lantern-42")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page).to_have_url(re.compile(r"/accounts/signup/sent/$"))
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+    [message] = outbox
+    assert message.to == [email]
+    [link] = re.findall(rf"{re.escape(site_url)}/accounts/activate/\S+", message.body)
+    page.goto(link)
+    page.get_by_role("button", name="Activate").click()
+    expect(page).to_have_url(re.compile(r"/datasets/$"))

@@ -24,7 +24,8 @@ from mlmanager.core.tests.factories import PASSWORD
 from mlmanager.jobs import services as jobs
 from mlmanager.jobs.models import Job
 from mlmanager.machines.models import Machine
-from mlmanager.machines.tests.conftest import make_dataset, make_version  # noqa: F401 - fixture
+from mlmanager.machines.tests.conftest import make_dataset  # noqa: F401 - fixture
+from mlmanager.machines.tests.showcase import regression_model, show_every_chart
 from mlmanager.predictions.tests.conftest import (  # noqa: F401 - fixtures
     binary_model,
     make_model,
@@ -82,54 +83,6 @@ class PolicyWatch:
             self.found.setdefault(self._path(), []).extend(reported)
 
 
-def _chart_metrics(output: dict[str, Any]) -> dict[str, Any]:
-    """What a real training records for its charts: a confusion matrix or a scatter."""
-    if output["task"] == "regression":
-        spread = {"actual": [10.0, 40.0, 90.0], "predicted": [12.0, 35.0, 80.0]}
-        return {"rmse": 4.2, "r2": 0.91, "predicted_vs_actual": spread, "holdout_rows": 60}
-    matrix = {"labels": ["no", "yes"], "matrix": [[30, 6], [4, 20]]}
-    return {"roc_auc": 0.88, "accuracy": 0.83, "confusion_matrix": matrix, "holdout_rows": 60}
-
-
-def _show_every_chart(machine: Machine) -> None:
-    """The version's outputs as a real training records them: metrics, a chart, a leaderboard
-    and feature importance."""
-    version = machine.active_version
-    assert version is not None
-    version.outputs = [
-        {
-            **output,
-            "metrics": _chart_metrics(output),
-            "leaderboard": [
-                {"estimator": "lgbm", "config": {"n_estimators": 4}, "score": 0.8, "fit_time_s": 1}
-            ],
-            "feature_importance": [
-                {"feature": "tenure_months", "importance": 0.3, "std": 0.02},
-                {"feature": "plan", "importance": 0.1, "std": 0.01},
-            ],
-        }
-        for output in version.outputs
-    ]
-    version.save(update_fields=["outputs"])
-
-
-def _regression_model(owner: Any, dataset_id: int) -> Machine:
-    """A model whose version (recorded, not trained) shows the predicted-against-actual plot."""
-    machine = Machine.objects.create(
-        team=owner.current_team,
-        created_by=owner,
-        name="Spend model",
-        dataset_id=dataset_id,
-        inputs=["plan", "tenure_months"],
-        outputs=[{"name": "spend", "task": "regression", "metric": "rmse"}],
-        time_budget_s=60,
-        storage_dir="machines/browser-csp-spend",
-    )
-    make_version(machine)
-    _show_every_chart(machine)
-    return machine
-
-
 def _finished_job(owner: Any) -> Job:
     job = jobs.job_create(
         team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS, description="Load"
@@ -166,9 +119,9 @@ def test_no_page_breaks_its_content_security_policy(
     owner.is_staff = owner.is_superuser = True
     owner.save(update_fields=["is_staff", "is_superuser"])
     machine = binary_model
-    _show_every_chart(machine)
+    show_every_chart(machine)
     dataset_id, team_id = machine.dataset_id, owner.current_team_id
-    regression = _regression_model(owner, dataset_id)
+    regression = regression_model(owner, dataset_id)
     job = _finished_job(owner)
     invitation = invitation_create(actor=owner, team_id=team_id)
     api_token_create(user=owner, name="CI")
@@ -207,6 +160,13 @@ def test_no_page_breaks_its_content_security_policy(
         page.locator("summary", has_text="Leaderboard").click()
         expect(page.get_by_test_id("leaderboard")).to_be_visible()
 
+    def open_leaderboard_and_set_a_threshold() -> None:
+        open_leaderboard()
+        expect(page.get_by_test_id("roc-curve")).to_be_visible()
+        page.get_by_test_id("threshold-input").fill("0.3")
+        page.get_by_test_id("threshold-save").click()  # an htmx swap of the model page's body
+        expect(page.get_by_test_id("threshold-value")).to_be_visible()
+
     def predict_a_batch() -> None:
         page.locator("select[name=dataset]").select_option(str(dataset_id))
         page.get_by_test_id("batch-button").click()
@@ -226,10 +186,12 @@ def test_no_page_breaks_its_content_security_policy(
     watch.visit("/models/")
     watch.visit(f"/models/new/?dataset={dataset_id}")
     watch.visit(f"/models/new/?dataset={dataset_id}&outputs=churned")
-    watch.visit(f"/models/{machine.pk}/", open_leaderboard)
+    watch.visit(f"/models/{machine.pk}/", open_leaderboard_and_set_a_threshold)
     expect(page.get_by_test_id("confusion-matrix")).to_be_visible()
+    expect(page.get_by_test_id("baseline-warning")).to_be_visible()
     watch.visit(f"/models/{regression.pk}/")
     expect(page.get_by_test_id("scatter")).to_be_visible()
+    expect(page.get_by_test_id("residuals")).to_be_visible()
     watch.visit(f"/models/{machine.pk}/predict/", lambda: _predict(page))
     watch.visit(f"/models/{machine.pk}/predictions/", lambda: _give_feedback(page))
     watch.visit(f"/models/{machine.pk}/batches/", predict_a_batch)

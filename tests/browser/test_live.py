@@ -102,7 +102,7 @@ def test_job_page_follows_the_job_over_the_socket(
     services.job_append_log(job_id=job.pk, line="1,000 rows read")
     expect(status).to_have_text("Running")
     expect(page.locator("#job progress")).to_have_attribute("value", "40")
-    expect(page.locator("#job hgroup")).to_contain_text("Reading the file")
+    expect(page.get_by_test_id("job-message")).to_have_text("Reading the file")
     expect(page.locator("#job pre.log")).to_contain_text("1,000 rows read")
 
     services.job_succeed(job_id=job.pk, message="Loaded")
@@ -191,7 +191,7 @@ def test_without_a_live_server_the_page_falls_back_to_polling(
     services.job_report_progress(job_id=job.pk, progress=60, message="Profiling")
 
     expect(page.get_by_test_id("job-status")).to_have_text("Running")
-    expect(page.locator("#job hgroup")).to_contain_text("Profiling")
+    expect(page.get_by_test_id("job-message")).to_have_text("Profiling")
     assert page.evaluate("window.__noReload") == 1, "the page reloaded"
     assert page.evaluate("window.mlmanagerLiveConnected") is False
     # The browser reports each failed socket attempt; nothing else may go wrong.

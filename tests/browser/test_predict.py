@@ -37,7 +37,7 @@ def test_predict_from_the_form_and_give_feedback(
     page.locator("select[name=plan]").select_option("pro")
     page.locator("input[name=tenure_months]").fill("2")
     page.locator("select[name=member]").select_option("true")
-    page.locator("input[name=signup]").fill("2023-04-01T10:00")
+    page.locator("input[name=signup]").fill("2023-04-01")  # a date picker: dates only
     page.locator("input[name=monthly_fee]").fill("49.5")
     page.get_by_test_id("predict-button").click()
     result = page.get_by_test_id("prediction-result")

@@ -12,7 +12,7 @@ from django.core.mail import EmailMessage
 from playwright.sync_api import Page, expect
 
 from mlmanager.datasets.tests.conftest import DEMO_COLUMNS, DEMO_CSV
-from tests.browser.conftest import BackgroundWorker, BrowserErrors
+from tests.browser.conftest import BackgroundWorker, BrowserErrors, sign_up
 
 SCREENSHOT = Path("/tmp/browser-dataset.png")  # for a human to look at; not a test artifact
 
@@ -27,21 +27,7 @@ def test_signup_then_upload_demo_csv_until_ready(
     mailoutbox: list[EmailMessage],
 ) -> None:
     settings.MLMANAGER_SITE_URL = live_server.url  # links in e-mails point at this server
-    # Sign up through the form: the page asks to check the e-mail, which has the link that
-    # activates the account; its button logs the new user in and opens the datasets page.
-    page.goto("/accounts/signup/")
-    page.locator("input[name=name]").fill("Ada Browser")
-    page.locator("input[name=email]").fill("ada.browser@example.com")
-    page.locator("input[name=password]").fill("violet-harbour-lantern-42")
-    page.get_by_role("button", name="Sign up").click()
-    expect(page).to_have_url(re.compile(r"/accounts/signup/sent/$"))
-    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
-    [message] = mailoutbox
-    assert message.to == ["ada.browser@example.com"]
-    [link] = re.findall(rf"{re.escape(live_server.url)}/accounts/activate/\S+", message.body)
-    page.goto(link)
-    page.get_by_role("button", name="Activate").click()
-    expect(page).to_have_url(re.compile(r"/datasets/$"))
+    sign_up(page, live_server.url, mailoutbox, name="Ada Browser", email="ada.browser@example.com")
     assert page.evaluate("typeof htmx") == "object", "htmx did not load from /static/vendor/"
 
     # Upload the demo file through the form; the upload redirects to the dataset's page.

@@ -15,6 +15,7 @@ from mlmanager.engine.ingest.errors import (
     too_many_rows_error,
 )
 from mlmanager.engine.ingest.naming import ColumnNamer
+from mlmanager.engine.ingest.values import MissingValueScan, NumberFormat
 from mlmanager.engine.ingest.writer import ParquetSink
 
 
@@ -44,6 +45,17 @@ class ReadContext:
     # file of a few hundred KB hold tens of millions of rows.
     max_rows: int | None = None
     max_cells: int | None = None
+    # Every batch passes through it; a text reader replaces it once it knows the number format.
+    missing_values: MissingValueScan = dataclasses.field(default_factory=MissingValueScan)
+
+    @property
+    def number_format(self) -> NumberFormat:
+        return self.missing_values.number_format
+
+    def restart(self) -> None:
+        """Forget everything written and found, to read the file again."""
+        self.sink.reset()
+        self.missing_values.reset()
 
     def check_declared_size(self, rows: int, columns: int) -> None:
         """Refuse a file whose metadata declares more rows or cells than the caps, before any
@@ -61,7 +73,7 @@ class ReadContext:
             raise too_many_rows_error(self.max_rows)
         if self.max_cells is not None and rows * batch.num_columns > self.max_cells:
             raise too_many_cells_error(self.max_cells)
-        self.sink.write(batch)
+        self.sink.write(self.missing_values.apply(batch))
 
     def check_cancelled(self) -> None:
         """Raise IngestError(code="cancelled") if the caller has asked to stop."""
@@ -88,4 +100,6 @@ class ReadContext:
             skipped_rows=skipped_rows,
             renamed_columns=namer.renamed,
             notes=notes,
+            decimal_separator=self.number_format.decimal_separator,
+            thousands_separator=self.number_format.thousands_separator,
         )

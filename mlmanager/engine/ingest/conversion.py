@@ -13,6 +13,7 @@ from mlmanager.engine.ingest.errors import IngestReport
 from mlmanager.engine.ingest.excel import convert_excel
 from mlmanager.engine.ingest.jsonl import convert_jsonl
 from mlmanager.engine.ingest.parquet import convert_parquet
+from mlmanager.engine.ingest.retype import convert_columns_to_numbers
 from mlmanager.engine.ingest.writer import atomic_parquet_file
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def convert_to_parquet(
             report = convert_excel(source, context)
         else:
             report = convert_jsonl(source, context)
+    _store_numeric_text_as_numbers(destination, context, report)
     progress(1.0)
     logger.info(
         "converted %s (%s): %s rows, %s columns",
@@ -72,3 +74,28 @@ def convert_to_parquet(
         report.column_count,
     )
     return report
+
+
+def _store_numeric_text_as_numbers(
+    destination: Path, context: ReadContext, report: IngestReport
+) -> None:
+    """Store as numbers the text columns that hold only numbers and missing-value tokens, and
+    put the tokens found and these conversions in the report.
+
+    Text files have no types, so there a column of grouped thousands ("1.234,5") qualifies too;
+    in typed formats a text column without tokens is text on purpose (codes such as "007")."""
+    scan = context.missing_values
+    numeric = scan.numeric_text_columns(also_without_tokens=report.source_format == "csv")
+    conversions = convert_columns_to_numbers(destination, numeric, context.number_format)
+    report.missing_tokens = scan.missing_tokens(set(conversions))
+    report.conversions = [
+        {
+            "column": name,
+            "type": "integer" if numeric[name] else "numeric",
+            "source": "reading",
+            **conversion.to_dict(),
+            # Most tokens became missing before the conversion saw them: name them all.
+            "missing_tokens": report.missing_tokens.get(name, {}),
+        }
+        for name, conversion in conversions.items()
+    ]

@@ -35,6 +35,7 @@ from mlmanager.engine.ingest.errors import (
     too_many_columns_error,
 )
 from mlmanager.engine.ingest.naming import ColumnNamer
+from mlmanager.engine.ingest.values import MissingValueScan, NumberFormat
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class _Outcome:
 def convert_csv(source: Path, context: ReadContext, *, extension: str) -> IngestReport:
     sample = read_text_sample(source)
     dialect = sniff_dialect(sample, extension)
+    context.missing_values = MissingValueScan(
+        NumberFormat(dialect.decimal_point, dialect.thousands_separator)
+    )
     header = read_header(source, dialect, context.max_columns)
     trailing_names = trailing_delimiter_names(header, sample, dialect)
     header_names = (
@@ -120,7 +124,7 @@ def convert_csv(source: Path, context: ReadContext, *, extension: str) -> Ingest
             outcome = _read_csv_once(source, context, dialect, attempt)
             break
         except _RowTooLarge:
-            context.sink.reset()
+            context.restart()
             if attempt.block_size * 4 > CSV_MAX_BLOCK_SIZE:
                 raise IngestError(
                     f"A row of the file is larger than {CSV_MAX_BLOCK_SIZE >> 20} MB, which is "
@@ -130,7 +134,7 @@ def convert_csv(source: Path, context: ReadContext, *, extension: str) -> Ingest
             attempt.block_size *= 4
             logger.info("csv %s: retrying with %s-byte blocks", source, attempt.block_size)
         except _ColumnTypeMismatch as mismatch:
-            context.sink.reset()
+            context.restart()
             _widen_for_retry(attempt, mismatch)
             logger.info(
                 "csv %s: re-reading with column %r as %s",
@@ -141,7 +145,7 @@ def convert_csv(source: Path, context: ReadContext, *, extension: str) -> Ingest
         except _TrailingFieldNotEmpty:
             # The sample misled: some row has data after its last delimiter, so the file is read
             # as it stands, with the header's fields as columns, rather than losing that data.
-            context.sink.reset()
+            context.restart()
             attempt.trailing_names = None
             logger.info("csv %s: a trailing field has data; re-reading without dropping it", source)
 
@@ -181,8 +185,6 @@ def _report(
             f"Some characters could not be read as {dialect.encoding} and were replaced with "
             "“\ufffd”."
         )
-    if dialect.decimal_point == ",":
-        notes.append("Read numbers with a decimal comma.")
     if attempt.all_text:
         notes.append(
             "Read every column as text because the kind of values changed further down the file."
@@ -269,6 +271,9 @@ def _pyarrow_options(
         read_options["skip_rows"] = 1
     convert_options: dict[str, Any] = {
         "decimal_point": dialect.decimal_point,
+        # Only empty fields are missing to pyarrow: the missing-value tokens ("NA", "?", ...)
+        # are found, counted and taken as missing by ReadContext.write (values.MissingValueScan).
+        "null_values": [""],
         "strings_can_be_null": True,
         "column_types": column_types,
     }

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import itertools
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,12 @@ HEADER_MAX_CHARS = 16 << 20
 
 _COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
 _DOT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
+_COMMA_GROUPED = re.compile(r"[-+]?\d{1,3}(,\d{3})+")
+# A number with its thousands grouped: "1.234.567,89", "1,234.5", "1 234,5", "1'234.5".
+_GROUPED_NUMBER = re.compile(
+    r"[-+]?\d{1,3}(?P<thousands>[.,' \u00a0\u202f])\d{3}(?:(?P=thousands)\d{3})*"
+    r"(?:(?P<decimal>[.,])\d+)?"
+)
 
 
 @dataclasses.dataclass
@@ -34,6 +41,8 @@ class CsvDialect:
     delimiter: str
     quote_char: str
     decimal_point: str
+    # The character grouping thousands in numbers ("1.234,5"), or None if none was seen.
+    thousands_separator: str | None = None
 
 
 class _LineTooLong(Exception):
@@ -42,11 +51,13 @@ class _LineTooLong(Exception):
 
 def sniff_dialect(sample: TextSample, extension: str) -> CsvDialect:
     delimiter, quote_char = _sniff_delimiter(sample.text, extension)
+    decimal_point, thousands_separator = _sniff_number_format(sample.text, delimiter, quote_char)
     return CsvDialect(
         encoding=sample.encoding,
         delimiter=delimiter,
         quote_char=quote_char,
-        decimal_point=_sniff_decimal_point(sample.text, delimiter, quote_char),
+        decimal_point=decimal_point,
+        thousands_separator=thousands_separator,
     )
 
 
@@ -150,11 +161,10 @@ def _sniff_delimiter(text: str, extension: str) -> tuple[str, str]:
     return delimiter, quote_char
 
 
-def _sniff_decimal_point(text: str, delimiter: str, quote_char: str) -> str:
-    # With a comma delimiter a decimal comma would have to be quoted; nobody does that.
-    if delimiter == ",":
-        return "."
+def _sniff_number_format(text: str, delimiter: str, quote_char: str) -> tuple[str, str | None]:
+    """The decimal separator and the thousands separator (or None) the sample's numbers use."""
     comma_numbers = dot_numbers = 0
+    grouped: Counter[tuple[str, str]] = Counter()
     rows = csv.reader(
         io.StringIO(text[:SNIFF_MAX_CHARS]), delimiter=delimiter, quotechar=quote_char
     )
@@ -162,10 +172,21 @@ def _sniff_decimal_point(text: str, delimiter: str, quote_char: str) -> str:
         for row in itertools.islice(rows, SNIFF_MAX_LINES):
             for field in row:
                 value = field.strip()
-                if _COMMA_DECIMAL.fullmatch(value):
+                # With a comma delimiter only a quoted field holds a comma, and "1,500" there is
+                # more likely a thousand than one and a half.
+                comma_grouped = delimiter == "," and _COMMA_GROUPED.fullmatch(value)
+                if _COMMA_DECIMAL.fullmatch(value) and not comma_grouped:
                     comma_numbers += 1
                 elif _DOT_DECIMAL.fullmatch(value):
                     dot_numbers += 1
+                elif match := _GROUPED_NUMBER.fullmatch(value):
+                    grouped[(match["decimal"] or "", match["thousands"])] += 1
     except csv.Error:
         pass  # a field longer than the csv module allows; the rows read so far decide
-    return "," if comma_numbers > dot_numbers else "."
+    decimal_point = "," if comma_numbers > dot_numbers else "."
+    for (decimal, thousands), _count in grouped.most_common():
+        if thousands != decimal_point and decimal in ("", decimal_point):
+            return decimal_point, thousands
+        if not comma_numbers and not dot_numbers and decimal and thousands != decimal:
+            return decimal, thousands  # every number has grouped thousands and decimals
+    return decimal_point, None

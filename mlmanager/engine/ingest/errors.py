@@ -28,6 +28,14 @@ class IngestReport:
     skipped_rows: int = 0
     renamed_columns: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+    # How numbers were written in the file; text numbers are read this way (see `values`).
+    decimal_separator: str = "."
+    thousands_separator: str | None = None
+    # Cells taken as missing, per column: token ("" for an empty cell) → count.
+    missing_tokens: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    # Text columns stored as numbers: column, the type ("numeric" or "integer") and what the
+    # conversion did (values.NumberConversion.to_dict()).
+    conversions: list[dict] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

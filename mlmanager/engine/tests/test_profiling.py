@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlmanager.engine.ingest import IngestError, convert_to_parquet
+from mlmanager.engine.ingest import IngestError, NumberFormat, convert_to_parquet
 from mlmanager.engine.profiling import COLUMN_TYPES, ROLES, profile_parquet
 
 
@@ -333,6 +333,36 @@ def test_type_override_to_numeric_parses_number_strings(tmp_path: Path) -> None:
     )
 
 
+def test_type_override_to_numeric_reads_decimal_commas_and_counts_what_it_cannot(
+    tmp_path: Path,
+) -> None:
+    # Issue 12: "100,85" became count 0 after *numeric*, the missing share unchanged, no word.
+    values = ["100,85", "3,5", "?", "abc", None, "1.234,5"]
+    column = _single(
+        tmp_path,
+        values,
+        type_overrides={"c": "numeric"},
+        number_format=NumberFormat(",", "."),
+        missing_tokens={"c": {"": 1}},
+    )
+    assert (column["stats"]["count"], column["stats"]["min"], column["stats"]["max"]) == (
+        3,
+        3.5,
+        1234.5,
+    )
+    # The empty cell, the token "?" and "abc" are all missing once read as numbers.
+    assert (column["missing_count"], column["missing_share"]) == (3, 0.5)
+    assert column["missing_tokens"] == {"": 1, "?": 1}
+    assert column["conversion"] == {
+        "type": "numeric",
+        "source": "override",
+        "converted": 3,
+        "missing_tokens": {"?": 1},
+        "unconverted": 1,
+        "examples": ["abc"],
+    }
+
+
 def test_type_override_to_identifier_changes_role(tmp_path: Path) -> None:
     column = _single(tmp_path, ["a", "b", "c"], type_overrides={"c": "identifier"})
     assert (column["role"], column["role_reason"]) == ("ignore", "identifier")
@@ -388,6 +418,7 @@ def test_empty_parquet(tmp_path: Path) -> None:
                 "role": "ignore",
                 "role_reason": "empty",
                 "stats": {},
+                "missing_tokens": {},
             }
         ],
     }

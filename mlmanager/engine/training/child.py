@@ -6,14 +6,17 @@ only the child loads the ML libraries (`search`, preloaded by the fork server).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlmanager.engine.training.spec import TrainingError
@@ -24,7 +27,81 @@ EXIT_REFUSED = 2  # a TrainingError, described in error.json
 EXIT_DISK_FULL = 3  # no space left where the run writes its files
 EXIT_PAST_DEADLINE = 4
 EXIT_ORPHANED = 5
+EXIT_STOPPED = 6  # stopped at the parent's request before any model existed
 _WATCHDOG_INTERVAL_S = 0.5
+# Longer than a SearchStopped takes to leave an interruptible step, shorter than a user waits.
+_KNOCK_AGAIN_S = 0.5
+# The parent's "stop now, keep what you have" (a cancel); None where the platform has no such
+# signal (Windows), and the parent then simply kills the process.
+STOP_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
+
+
+class SearchStopped(BaseException):
+    """Raised in the search process when the parent asks it to stop. A BaseException, so that
+    no library's `except Exception` swallows it."""
+
+
+class StopRequest:
+    """The parent's stop request, received as STOP_SIGNAL.
+
+    A cancel used to kill the search process at once, which lost every candidate of the chunk
+    in flight (the first chunk of a level-2 run lasts about 30 s): the checkpoint is written
+    only when a chunk ends. Now the signal interrupts the long steps (a FLAML chunk, the
+    ensemble, the final refit, reading the data) by raising SearchStopped in them, so the
+    search can save the best model it has before it exits; elsewhere (writing a checkpoint)
+    the request waits for the next `interruptible` step or `check`.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._interruptible = False
+        self._knocking = False
+
+    def install(self) -> None:
+        if STOP_SIGNAL is not None:
+            signal.signal(STOP_SIGNAL, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self._interruptible:
+            self._knock_again_if_swallowed(signum)
+            raise SearchStopped()
+
+    def _knock_again_if_swallowed(self, signum: int) -> None:
+        """Raised from a signal handler, the exception can land in a C library's callback into
+        Python (xgboost's data iterator), where ctypes reports it as unraisable and drops it:
+        the step would go on. Unless the interruptible step has ended (the exception got
+        through) after a moment, send the signal again."""
+        if self._knocking:
+            return
+        self._knocking = True
+
+        def knock() -> None:
+            while True:
+                time.sleep(_KNOCK_AGAIN_S)
+                if not self._interruptible:
+                    self._knocking = False
+                    return
+                os.kill(os.getpid(), signum)
+
+        threading.Thread(target=knock, name="stop-knock", daemon=True).start()
+
+    def check(self) -> None:
+        if self.requested:
+            raise SearchStopped()
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        self.check()
+        previous, self._interruptible = self._interruptible, True
+        try:
+            yield
+        finally:
+            self._interruptible = previous
+
+
+# One per process: a signal handler is process-wide.
+STOP = StopRequest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +138,16 @@ def run(job: SearchJob) -> None:
         force=True,
     )
     _start_watchdog(job)
+    STOP.install()
     try:
         # Imported here: the ML libraries load in the search process only.
         from mlmanager.engine.training import search
 
         search.run_search(job, folder)
+    except SearchStopped:
+        # Stopped before any model existed (a model found before a stop is saved by the search).
+        sys.stderr.flush()
+        sys.exit(EXIT_STOPPED)
     except TrainingError as exc:
         write_json(folder.error, {"message": exc.message, "code": exc.code})
         sys.stderr.flush()

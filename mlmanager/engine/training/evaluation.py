@@ -43,7 +43,8 @@ def evaluate(
     deadline: float,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[TrainedModel, dict, list[dict]]:
-    """The verified model, its holdout metrics and its permutation importance.
+    """The verified model, its holdout metrics (with the curves, and under "baseline" the
+    same metrics for the training rows' majority class or mean) and its permutation importance.
 
     `deadline` is a time.monotonic() value; importance is cut short to meet it, or as soon as
     `should_stop` says so.
@@ -65,10 +66,23 @@ def evaluate(
         result = metrics.holdout_metrics(
             model.task, target, predictions, classes=model.classes, seed=seed
         )
+        result["baseline"] = metrics.baseline_metrics(
+            model.task, target, baseline_summary(model, target)
+        )
         importance = permutation_importance(
             model, inputs, target, seed=seed, deadline=deadline, should_stop=should_stop
         )
     return model, result, importance
+
+
+def baseline_summary(model: TrainedModel, holdout_target: np.ndarray) -> dict:
+    """The training rows' mean or class counts the baseline predicts from. Models saved
+    without them (built outside the search) fall back on the holdout's own, which flatters
+    the baseline a little (its R² is then exactly 0)."""
+    if model.target_summary is not None:
+        return model.target_summary
+    class_count = len(model.classes) if model.classes is not None else 0
+    return metrics.target_summary(model.task, holdout_target, class_count=class_count)
 
 
 def permutation_importance(

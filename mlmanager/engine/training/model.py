@@ -35,7 +35,11 @@ class TrainedModel:
     """Predicts one output from a frame of raw input columns (values as in the Parquet file).
 
     Columns missing from the frame count as missing values; extra columns are ignored.
+    `target_summary` is what a baseline learns from the training rows (metrics.target_summary).
     """
+
+    # Artifacts saved before it existed unpickle without it.
+    target_summary: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class TrainedModel:
         estimator: Any,
         estimator_name: str,
         classes: list[Any] | None,
+        target_summary: dict[str, Any] | None = None,
     ):
         self.output = output
         self.task = task
@@ -57,6 +62,7 @@ class TrainedModel:
         self.estimator = estimator
         self.estimator_name = estimator_name
         self.classes = classes
+        self.target_summary = target_summary
 
     @property
     def input_columns(self) -> list[str]:
@@ -109,8 +115,15 @@ class TrainedModel:
             if fast is not None:
                 return fast
             return np.asarray(self.estimator.predict(features), dtype=np.float64)
-        chosen = self.predict_proba(frame).argmax(axis=1)
-        return np.array(self.classes, dtype=object)[chosen]
+        return self.labels(self.predict_proba(frame))
+
+    def labels(self, probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The predicted label of each row of `probabilities` (one column per class).
+
+        With a `threshold` (two classes only), a row is the positive class, the second of
+        `classes`, when its probability is at least the threshold; without one, the most
+        probable class."""
+        return np.array(self.classes, dtype=object)[chosen_classes(probabilities, threshold)]
 
     def predict_proba(self, frame: Rows) -> np.ndarray:
         """Class probabilities, one column per entry of `classes`, in that order."""
@@ -134,6 +147,14 @@ class TrainedModel:
         if self.task == "regression":
             return self.predict(frame)
         return self.predict_proba(frame)
+
+
+def chosen_classes(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class indices chosen from probabilities: the most probable, or for two classes with a
+    decision threshold, index 1 (positive) where its probability reaches the threshold."""
+    if threshold is not None and probabilities.shape[1] == 2:
+        return (probabilities[:, 1] >= threshold).astype(np.int64)
+    return probabilities.argmax(axis=1)
 
 
 def _series(values: Any) -> pd.Series:

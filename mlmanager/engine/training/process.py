@@ -89,6 +89,18 @@ class SearchProcess:
         multiprocessing.connection.wait([self._process.sentinel], timeout=max(0.0, timeout))
         return self._process.exitcode is not None
 
+    def request_stop(self, timeout: float) -> bool:
+        """Ask the search to stop and save the best model it has (see `child.StopRequest`),
+        and wait up to `timeout` seconds for it to end; True if it has. The caller still
+        calls `stop`, which kills a search that did not end in time."""
+        if self.exitcode is not None:
+            return True
+        if child.STOP_SIGNAL is None or self._process.pid is None:
+            return False
+        with contextlib.suppress(OSError):
+            os.kill(self._process.pid, child.STOP_SIGNAL)
+        return self.wait(timeout)
+
     def stop(self) -> None:
         if self._final_exitcode is not None or self._process.pid is None:
             return

@@ -6,8 +6,10 @@ Time line of a run with budget B (all outputs share it, one after the other):
              |<------------------------ share of B per output ------------->|
 
 Each output gets an equal share of what is left. Inside a share, the search process plans to
-end at `search_end`; the parent kills it at `search_end + grace`, whatever it is doing, then
-measures the last checkpoint on the holdout within the reserve left. The slack between B and
+end at `search_end`; at `search_end + grace` the parent asks it to stop (it saves the best
+candidate of the chunk in flight, see `child.StopRequest`) and kills it moments later,
+whatever it is doing, then measures the last checkpoint on the holdout within the reserve
+left. A cancel takes the same way, at once. The slack between B and
 the hard limit B×1.05+2 absorbs the rest (process start, a slow evaluation).
 """
 
@@ -30,6 +32,7 @@ from mlmanager.engine.training.spec import (
     HOLDOUT_SHARE,
     METRICS,
     TASKS,
+    Candidate,
     OutputResult,
     OutputSpec,
     Progress,
@@ -39,6 +42,7 @@ from mlmanager.engine.training.spec import (
     usable_inputs,
 )
 from mlmanager.engine.training.status import OutputFolder, log_tail, read_json
+from mlmanager.engine.training.trials import score_from_loss
 from mlmanager.engine.training.watch import SearchWatch
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ EVAL_SHARE, EVAL_MIN_S, EVAL_MAX_S = 0.05, 1.0, 120.0
 GRACE_SHARE, GRACE_MIN_S, GRACE_MAX_S = 0.03, 0.75, 60.0
 # After a cancel, evaluation of the best-so-far model gets this long (cancel must take < 5 s).
 CANCEL_EVAL_S = 2.5
+# After a cancel, the search gets this long to save the best candidate of the chunk in flight
+# (it is interrupted, not refitted: tens of milliseconds on the test data) before it is killed.
+CANCEL_STOP_S = 2.0
 # The search process ends itself this long after the parent should have killed it.
 WATCHDOG_MARGIN_S = 2.0
 
@@ -68,7 +75,8 @@ def train(
     The returned outcome is "succeeded" when every output has a model (also when the budget
     ran out during the search: the best model found in time is the result); "cancelled" when
     `should_cancel` said so, and "timed_out" when the budget ended before some output had any
-    model. Outcomes other than "succeeded" carry outputs only if every output has a model.
+    model. A "cancelled" outcome carries the outputs that had a model when the cancel came
+    (the best model found so far of each; the others are missing), a "timed_out" one none.
     Problems with the data or a crashed search raise TrainingError. `workdir` receives one
     folder per output with the artifact (path and signature in the result), the holdout rows
     and the search log.
@@ -151,8 +159,8 @@ class _Run:
             if stopped == "cancelled" or result is None:
                 status = "cancelled" if stopped == "cancelled" else "timed_out"
                 break
-        if len(results) != len(self.spec.outputs):
-            results = []  # a model version must predict every output
+        if status == "timed_out":
+            results = []  # a finished run's version must predict every output
         elapsed = time.monotonic() - self.started
         logger.info("training ended %s after %.1f s of %.1f s", status, elapsed, self.budget)
         return TrainingOutcome(
@@ -197,9 +205,17 @@ class _Run:
         try:
             process.start()
             stopped = self._watch(process, watch, index, output, kill_at)
+            # A kill would lose the candidates of the chunk in flight (a first chunk lasts
+            # 10 % of the budget, and one slow candidate can outlast a short budget); asked to
+            # stop, the search saves the best of them first. At the deadline, within half the
+            # evaluation's reserve, so the hard limit holds.
+            if stopped == "cancelled":
+                process.request_stop(CANCEL_STOP_S)
+            elif stopped == "deadline":
+                process.request_stop(min(CANCEL_STOP_S, eval_reserve / 2))
         finally:
             process.stop()
-        watch.refresh()
+        watch.refresh(final=True)
         checkpoint = watch.status.get("checkpoint")
         if stopped is None:
             if checkpoint and Path(checkpoint["path"]).is_file():
@@ -208,7 +224,7 @@ class _Run:
                 self._log_if_failed(process.exitcode, folder, output)
             else:
                 self._raise_if_failed(process.exitcode, folder, output)
-        self.candidates_done += watch.candidates
+        tried = watch.candidates
         self.facts[output.name] = {
             key: watch.status.get(key)
             for key in (
@@ -221,14 +237,19 @@ class _Run:
                 "feature_count",
                 "estimators",
             )
-        } | {"candidates": watch.candidates}
+        } | {"candidates": tried}
         if not checkpoint:
+            self.candidates_done += tried
             return None, stopped or "deadline"
+        # Reported before this output's candidates join candidates_done (counted once).
         self._report(index, output, watch, "Measuring the best model on the held-out rows")
         deadline = max(now + share, time.monotonic() + 0.5)
         if self.cancelled:
             deadline = time.monotonic() + CANCEL_EVAL_S
-        result = self._evaluate(output, folder, watch, checkpoint, deadline)
+        try:
+            result = self._evaluate(output, folder, watch, checkpoint, deadline)
+        finally:
+            self.candidates_done += tried
         return result, "cancelled" if self.cancelled else None
 
     def _cancel_requested(self) -> bool:
@@ -252,11 +273,14 @@ class _Run:
                 logger.info("training cancelled")
                 return "cancelled"
             watch.refresh()
-            if watch.status.get("state") in {"searching", "done"}:
+            state = watch.status.get("state")
+            if state in {"searching", "done", "refitting"}:
                 score, estimator = watch.best()
                 message = f"Trying models: {watch.candidates} tried"
                 if score is not None:
                     message += f", best {output.metric} {score:.4g} ({estimator})"
+                if state == "refitting":
+                    message = "Refitting the best model on all rows"
             else:
                 message = "Preparing the data"
             self._report(index, output, watch, message)
@@ -271,14 +295,30 @@ class _Run:
         if len(self.spec.outputs) > 1:
             message = f"“{output.name}” ({index + 1} of {len(self.spec.outputs)}): {message}"
         score, estimator = watch.best()
+        elapsed = time.monotonic() - self.started
         self.on_progress(
             Progress(
-                elapsed_s=time.monotonic() - self.started,
+                elapsed_s=elapsed,
                 budget_s=self.budget,
                 candidates=self.candidates_done + watch.candidates,
                 best_score=score,
                 best_estimator=estimator,
                 message=message,
+                new_candidates=[
+                    Candidate(
+                        output=output.name,
+                        estimator=trial.estimator,
+                        config=trial.config,
+                        score=score_from_loss(output.metric, trial.loss)
+                        if math.isfinite(trial.loss)
+                        else None,
+                        fit_time_s=trial.fit_time_s,
+                        elapsed_s=elapsed,
+                    )
+                    for trial in watch.take_unreported()
+                ],
+                eval_method=watch.status.get("eval_method"),
+                output=output.name,
             )
         )
 

@@ -42,8 +42,9 @@ from threadpoolctl import threadpool_limits
 
 from mlmanager.engine.artifacts import write_artifact
 from mlmanager.engine.training import ensemble
-from mlmanager.engine.training.child import SearchJob
+from mlmanager.engine.training.child import STOP, SearchJob, SearchStopped
 from mlmanager.engine.training.data import TrainingData, read_training_data
+from mlmanager.engine.training.metrics import target_summary
 from mlmanager.engine.training.model import TrainedModel, single_threaded
 from mlmanager.engine.training.preprocessing import build_preprocessor
 from mlmanager.engine.training.spec import CV_FOLDS
@@ -139,16 +140,19 @@ _FLAML_METRICS = {
 def run_search(job: SearchJob, folder: OutputFolder) -> None:
     with threadpool_limits(limits=job.n_jobs):
         write_json(folder.status, {"state": "preparing", "candidates": 0, "pid": os.getpid()})
-        data = read_training_data(
-            Path(job.parquet_path),
-            inputs=[name for name, _ in job.inputs],
-            output=job.output,
-            task=job.task,
-            seed=job.seed,
-        )
+        # A stop before the search has a model ends the process (child.EXIT_STOPPED).
+        with STOP.interruptible():
+            data = read_training_data(
+                Path(job.parquet_path),
+                inputs=[name for name, _ in job.inputs],
+                output=job.output,
+                task=job.task,
+                seed=job.seed,
+            )
         holdout_rows = _write_holdout(folder, data, seed=job.seed)
-        preprocessor = build_preprocessor(job.inputs, data.train)
-        features = preprocessor.fit_transform(data.train)
+        with STOP.interruptible():
+            preprocessor = build_preprocessor(job.inputs, data.train)
+            features = preprocessor.fit_transform(data.train)
         target = data.train_target
         holdout = Rows(
             preprocessor.transform(data.holdout[[name for name, _ in job.inputs]]),
@@ -316,12 +320,20 @@ class ChunkedSearch:
         )
 
     def run(self) -> None:
-        self._search()
-        if not self.deterministic:
-            self.ensemble_pending = False
-            if not self._try_ensemble():
-                self._search()  # with the time the ensemble did not take
-        self._refit_on_all_rows()
+        try:
+            self._search()
+            if not self.deterministic:
+                self.ensemble_pending = False
+                if not self._try_ensemble():
+                    self._search()  # with the time the ensemble did not take
+            self._refit_on_all_rows()
+        except SearchStopped:
+            # The parent asked to stop (a cancel): the checkpoint, if any, is the result.
+            logger.info("stopped at the parent's request after %s candidates", len(self.trials))
+            self._write_status("stopped")
+            if self.checkpoint is None:
+                raise
+            return
         self._write_status("done")
 
     def _search(self) -> None:
@@ -329,7 +341,13 @@ class ChunkedSearch:
             self._write_status("searching")
             started = time.time()
             trials_before = len(self.trials)
-            automl = self._fit_chunk(budget)
+            automl = AutoML()
+            try:
+                with STOP.interruptible():
+                    self._fit_chunk(automl, budget)
+            except SearchStopped:
+                self._keep_best_of_stopped_chunk(automl)
+                raise
             if budget["time_budget"] > 0:
                 overrun = time.time() - started - budget["time_budget"]
                 self.overrun = max(self.overrun, overrun)
@@ -343,6 +361,7 @@ class ChunkedSearch:
     # --- one chunk ---------------------------------------------------------------------------
 
     def _next_chunk(self) -> dict | None:
+        STOP.check()
         now = time.time()
         if now >= self.job.search_deadline and self.chunk > 0:
             return None
@@ -394,8 +413,7 @@ class ChunkedSearch:
         cost = ensemble.estimated_cost_s(self.trials, self.eval_method)
         return min(cost, ENSEMBLE_MAX_SHARE * self.window)
 
-    def _fit_chunk(self, budget: dict) -> AutoML:
-        automl = AutoML()
+    def _fit_chunk(self, automl: AutoML, budget: dict) -> None:
         metric = (
             balanced_accuracy_metric
             if self.job.metric == "balanced_accuracy"
@@ -415,6 +433,10 @@ class ChunkedSearch:
             "log_file_name": str(self.folder.path / f"trials-{self.chunk}.jsonl"),
             "log_type": "all",
             "verbose": 0,
+            # Keeps each estimator's best fitted model of the chunk (at most one per
+            # estimator, the others are freed), so a chunk stopped by a cancel still has its
+            # best candidate to save (see _keep_best_of_stopped_chunk).
+            "model_history": True,
             "starting_points": {
                 name: [dict(point) for point in points]
                 for name, points in self.starting_points.items()
@@ -430,7 +452,40 @@ class ChunkedSearch:
             settings.update(learner_selector="roundrobin", sample=False)
         logger.info("chunk %s: %s", self.chunk, budget)
         automl.fit(self.features, self.target, **settings, **budget)
-        return automl
+
+    def _keep_best_of_stopped_chunk(self, automl: AutoML) -> None:
+        """Save the best candidate of a chunk a stop interrupted, when it beats the checkpoint.
+
+        It is the model FLAML fitted to score that candidate (on the training split, or on
+        the last fold when cross-validating), not refitted on all training rows: a cancel
+        has no time for a refit, and the parent measures it on the holdout like any other.
+        """
+        self.trials.extend(read_trials(self.folder.path / f"trials-{self.chunk}.jsonl"))
+        # FLAML's per-estimator search states hold those models (model_history=True); its
+        # public best_model_for_estimator answers None for the overall best during a search.
+        states = getattr(automl, "_search_states", None) or {}
+        fitted = [
+            (state.best_loss, name, state.trained_estimator)
+            for name, state in states.items()
+            if getattr(state, "trained_estimator", None) is not None
+            and getattr(state.trained_estimator, "_model", None) is not None
+            and math.isfinite(state.best_loss)
+        ]
+        if not fitted:
+            return
+        loss, name, estimator = min(fitted, key=lambda item: item[0])
+        if loss >= self.best_loss:
+            return
+        logger.info(
+            "stopped in chunk %s: keeping its best candidate, %s %s", self.chunk, name, loss
+        )
+        self.best_loss = loss
+        self.best_estimator = name
+        best = [trial for trial in self.trials if trial.loss == loss]
+        self.best_fit_s = (
+            best[0].fit_time_s / (CV_FOLDS if self.eval_method == "cv" else 1) if best else 0.0
+        )
+        self._save_checkpoint(estimator, name)
 
     def _after_chunk(self, automl: AutoML) -> None:
         self.trials.extend(read_trials(self.folder.path / f"trials-{self.chunk}.jsonl"))
@@ -462,6 +517,10 @@ class ChunkedSearch:
             estimator=single_threaded(estimator),
             estimator_name=name,
             classes=self.classes,
+            # What the evaluation's baseline predicts from: the training rows' mean or classes.
+            target_summary=target_summary(
+                self.job.task, self.target, class_count=len(self.classes or [])
+            ),
         )
 
     def _save_checkpoint(self, estimator: Any, name: str) -> None:
@@ -495,11 +554,12 @@ class ChunkedSearch:
             return
         started = time.time()
         self._write_status("refitting")
-        estimator = refitted(
-            self.best_model,
-            Rows(self.features, self.target) + self.holdout,
-            budget_s=max(time_left, 1.0) if not self.deterministic else None,
-        )
+        with STOP.interruptible():
+            estimator = refitted(
+                self.best_model,
+                Rows(self.features, self.target) + self.holdout,
+                budget_s=max(time_left, 1.0) if not self.deterministic else None,
+            )
         model = self._trained_model(estimator, str(self.best_estimator))
         path = self.folder.final
         signature = write_artifact(model, path, key=self.job.artifact_key)
@@ -513,17 +573,18 @@ class ChunkedSearch:
         """Replace the best model by an ensemble if one helps; True if it did."""
         if self.window < ENSEMBLE_MIN_WINDOW_S or self.checkpoint is None:
             return False
-        chosen = ensemble.build_if_better(
-            features=self.features,
-            target=self.target,
-            task=self.job.task,
-            metric=self.job.metric,
-            trials=self.trials,
-            eval_method=self.eval_method,
-            seed=self.job.seed,
-            n_jobs=self.job.n_jobs,
-            deadline=self.job.search_deadline,
-        )
+        with STOP.interruptible():
+            chosen = ensemble.build_if_better(
+                features=self.features,
+                target=self.target,
+                task=self.job.task,
+                metric=self.job.metric,
+                trials=self.trials,
+                eval_method=self.eval_method,
+                seed=self.job.seed,
+                n_jobs=self.job.n_jobs,
+                deadline=self.job.search_deadline,
+            )
         if chosen is None:
             return False
         estimator, validation_score, fit_time_s = chosen

@@ -69,6 +69,20 @@ class TrainingSpec:
     max_candidates: int | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One candidate the search tried, as the parent read it from FLAML's trial log."""
+
+    output: str
+    estimator: str  # FLAML's name of the model family ("lgbm", "rf", "enet", ...)
+    config: dict
+    # The search's score: cross-validated ("cv") or on its validation split ("holdout"),
+    # never the holdout the final model is measured on. None when the candidate failed.
+    score: float | None
+    fit_time_s: float
+    elapsed_s: float  # since the run started, when the parent saw it
+
+
 @dataclasses.dataclass
 class Progress:
     elapsed_s: float
@@ -77,6 +91,12 @@ class Progress:
     best_score: float | None
     best_estimator: str | None
     message: str
+    # The candidates tried since the previous report, oldest first.
+    new_candidates: list[Candidate] = dataclasses.field(default_factory=list)
+    # How the search scores candidates: "cv" (cross-validation) or "holdout" (a validation
+    # split of the training rows); None until the data is read.
+    eval_method: str | None = None
+    output: str | None = None  # the output being searched
 
 
 @dataclasses.dataclass

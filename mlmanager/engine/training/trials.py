@@ -68,7 +68,9 @@ class TrialFollower:
         self._offset = 0
         self._pending = b""
 
-    def new_trials(self) -> list[Trial]:
+    def new_trials(self, *, final: bool = False) -> list[Trial]:
+        """`final` once the writer has ended: a last line without its newline (the search
+        stopped between FLAML's record and its newline) is complete then."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self._offset)
@@ -78,6 +80,8 @@ class TrialFollower:
         self._offset += len(data)
         data = self._pending + data
         complete, _, self._pending = data.rpartition(b"\n")
+        if final and self._pending:
+            complete, self._pending = complete + b"\n" + self._pending, b""
         lines = complete.decode("utf-8", errors="replace").splitlines()
         return [trial for line in lines if (trial := parse_trial(line)) is not None]
 

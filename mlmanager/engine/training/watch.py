@@ -7,7 +7,7 @@ import math
 import os
 
 from mlmanager.engine.training.status import OutputFolder, read_json
-from mlmanager.engine.training.trials import TrialFollower, score_from_loss
+from mlmanager.engine.training.trials import Trial, TrialFollower, score_from_loss
 
 
 @dataclasses.dataclass
@@ -22,9 +22,11 @@ class SearchWatch:
     live_candidates: int = 0
     live_best_loss: float = math.inf
     live_best_estimator: str | None = None
+    unreported: list[Trial] = dataclasses.field(default_factory=list)
     _status_mtime: float = -1.0
 
-    def refresh(self) -> None:
+    def refresh(self, *, final: bool = False) -> None:
+        """Read what the search wrote since the last call; `final` once it has ended."""
         try:
             mtime = os.stat(self.folder.status).st_mtime
         except OSError:
@@ -34,15 +36,27 @@ class SearchWatch:
             self._status_mtime = mtime
         chunk = int(self.status.get("chunk", -1))
         if chunk != self.chunk:
+            if self.follower is not None:  # the end of the chunk before, unread until now
+                self._follow(self.follower, final=True)
             self.chunk = chunk
             self.follower = TrialFollower(self.folder.path / f"trials-{chunk}.jsonl")
             self.live_candidates = 0
         if self.follower is not None:
-            for trial in self.follower.new_trials():
-                self.live_candidates += 1
-                if trial.loss < self.live_best_loss:
-                    self.live_best_loss = trial.loss
-                    self.live_best_estimator = trial.estimator
+            self.live_candidates += self._follow(self.follower, final=final)
+
+    def _follow(self, follower: TrialFollower, *, final: bool = False) -> int:
+        trials = follower.new_trials(final=final)
+        for trial in trials:
+            self.unreported.append(trial)
+            if trial.loss < self.live_best_loss:
+                self.live_best_loss = trial.loss
+                self.live_best_estimator = trial.estimator
+        return len(trials)
+
+    def take_unreported(self) -> list[Trial]:
+        """The candidates read since the last call (for a log line each)."""
+        trials, self.unreported = self.unreported, []
+        return trials
 
     @property
     def candidates(self) -> int:

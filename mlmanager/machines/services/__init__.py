@@ -11,7 +11,11 @@ from mlmanager.machines.services.training import (
     training_runs_end_orphaned,
     training_start,
 )
-from mlmanager.machines.services.versions import version_activate, version_create
+from mlmanager.machines.services.versions import (
+    version_activate,
+    version_create,
+    version_set_threshold,
+)
 
 __all__ = [
     "machine_create",
@@ -24,4 +28,5 @@ __all__ = [
     "training_start",
     "version_activate",
     "version_create",
+    "version_set_threshold",
 ]

@@ -186,13 +186,15 @@ def machine_create(
     level: int | None = None,
     time_budget_s: int | None = None,
     metric: str | None = None,
+    train: bool = False,
 ) -> Machine:
     """A model of `dataset`'s team that predicts `outputs` from `inputs`.
 
     Outputs are column names or `{name, task, metric}`; the task is inferred from the column
     when not given, the metric is `metric` or the task's default. Inputs default to the
     profile's suggested inputs. Everything is checked against the profile now, so a model
-    that exists can be trained.
+    that exists can be trained. With `train`, its first training is queued in the same
+    transaction: a model is never left half-started.
     """
     require_ready_dataset(dataset)
     configuration = _configure(
@@ -220,7 +222,13 @@ def machine_create(
         storage_dir=machine_storage_dir(dataset.team_id),
     )
     machine.full_clean()
-    machine.save()
+    with transaction.atomic():
+        machine.save()
+        if train:
+            # Imported here: the training services import this module.
+            from mlmanager.machines.services.training import training_start
+
+            training_start(user=user, machine=machine)
     logger.info("model %s created on dataset %s by user %s", machine.pk, dataset.pk, user.pk)
     return machine
 

@@ -1,4 +1,5 @@
-"""Model versions: recording what a run produced, and choosing the active one (rollback)."""
+"""Model versions: recording what a run produced, choosing the active one (rollback), and the
+decision threshold of two-class outputs."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext as _
 
+from mlmanager.core.errors import ApplicationError
+from mlmanager.datasets import files as dataset_files
+from mlmanager.datasets.models import Dataset
 from mlmanager.engine.training import OutputResult, TrainingOutcome
 from mlmanager.machines import files
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.predictions.schema import recorded_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +52,17 @@ def finite_or_none(value: Any) -> float | None:
 
 def _output_record(result: OutputResult, *, workdir: Path, final_dir: str) -> dict[str, Any]:
     artifact = Path(result.artifact_path).resolve().relative_to(workdir.resolve())
+    # The evaluation measures the baseline with the metrics; the version keeps it beside them,
+    # under the same metric names.
+    metrics = dict(result.metrics)
+    baseline = metrics.pop("baseline", None)
     return json_safe(
         {
             "name": result.name,
             "task": result.task,
             "metric": result.metric,
-            "metrics": result.metrics,
+            "metrics": metrics,
+            "baseline": baseline,
             "leaderboard": result.leaderboard,
             "feature_importance": result.feature_importance,
             "best_estimator": result.best_estimator,
@@ -76,6 +87,13 @@ def version_create(
         _output_record(result, workdir=files.local_path(partial), final_dir=final)
         for result in outcome.outputs
     ]
+    # What training saw of each input (range, categories): predictions warn against it.
+    dataset = Dataset.objects.filter(pk=run.spec.get("dataset_id")).first()
+    inputs = recorded_inputs(
+        run.spec["inputs"],
+        columns=dataset.columns if dataset is not None else [],
+        parquet=dataset_files.local_path(dataset.parquet_path) if dataset is not None else None,
+    )
     files.publish(partial, final)
     best = outputs[0] if outputs else {}
     try:
@@ -92,7 +110,7 @@ def version_create(
                 number=number,
                 outcome=kind,
                 storage_dir=final,
-                inputs=[{"name": name, "type": kind} for name, kind in run.spec["inputs"]],
+                inputs=inputs,
                 outputs=outputs,
                 reproducibility=json_safe(outcome.reproducibility),
             )
@@ -127,3 +145,29 @@ def version_activate(*, machine: Machine, version: ModelVersion) -> Machine:
     machine.active_version = version
     logger.info("model %s: version %s activated", machine.pk, version.number)
     return machine
+
+
+def version_set_threshold(*, version: ModelVersion, threshold: float | None) -> ModelVersion:
+    """Set (or with None, clear) the decision threshold of the version's two-class outputs:
+    predictions in the UI, the API and batches then choose the positive class when its
+    probability is at least `threshold`, instead of the more probable class."""
+    if not version.has_binary_output:
+        raise ApplicationError(
+            _("A decision threshold applies to two-class models only."), code="not_binary"
+        )
+    if threshold is not None and not (
+        isinstance(threshold, int | float) and math.isfinite(threshold) and 0 < threshold < 1
+    ):
+        raise ApplicationError(
+            _("The threshold must be a number between 0 and 1 (both excluded)."),
+            code="invalid_threshold",
+        )
+    version.threshold = None if threshold is None else float(threshold)
+    # Only the threshold changes: the rest was checked when the version was recorded (and
+    # `created_by` may since have become empty, its user deleted).
+    version.full_clean(
+        exclude=[field.name for field in ModelVersion._meta.fields if field.name != "threshold"]
+    )
+    version.save(update_fields=["threshold", "updated_at"])
+    logger.info("model %s: version %s threshold %s", version.machine_id, version.number, threshold)
+    return version

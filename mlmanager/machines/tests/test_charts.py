@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from mlmanager.machines.charts import (
+    IMPORTANCE_VALUE_WIDTH,
     SCATTER_MAX_POINTS,
     confusion_rows,
     importance_chart,
@@ -18,9 +19,12 @@ def test_importance_largest_first_negative_drawn_empty() -> None:
     )
     assert chart is not None
     assert [bar.label for bar in chart.bars] == ["b", "a", "c"]
-    assert chart.bars[0].width == chart.width - chart.label_width - 4
+    assert chart.bars[0].width == chart.width - chart.label_width - IMPORTANCE_VALUE_WIDTH
     assert chart.bars[1].width == chart.bars[0].width / 4
     assert (chart.bars[2].width, chart.bars[2].value) == (0.0, "-0.02")
+    # The value axis: round ticks from 0 to the largest bar's end.
+    assert [tick.value for tick in chart.ticks] == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert chart.ticks[-1].position == chart.label_width + chart.bars[0].width
     assert [bar.y for bar in chart.bars] == [0, 18, 36]
     assert chart.height == 54
     assert importance_chart([]) is None

@@ -147,7 +147,12 @@ def test_training_creates_an_active_signed_version(owner, make_dataset, run_jobs
     assert output["leaderboard"][0]["estimator"]
     assert {item["feature"] for item in output["feature_importance"]} <= set(machine.inputs)
     assert version.reproducibility["seed"] == 3
-    assert version.inputs[0] == {"name": "plan", "type": "categorical"}
+    # What serving checks answers against: the categories training saw (see predictions.schema).
+    assert version.inputs[0] == {
+        "name": "plan",
+        "type": "categorical",
+        "categories": ["basic", "plus", "pro"],
+    }
     assert run.job.result == {"machine_id": machine.pk, "run_id": run.pk, "version": 1}
     assert "Version 1 is now active." in run.job.log
     # Files: the published folder only, no partial left; the artifact loads once verified.

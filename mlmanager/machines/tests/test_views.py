@@ -55,7 +55,8 @@ def test_create_in_two_steps_train_and_see_results(
     assert '<option value="binary" selected>' in step_two
     assert '<option value="regression" selected>' in step_two
 
-    created = browser.post("/models/new/", _review_post(dataset))
+    # "Create without training", the wizard's secondary button (its primary trains too).
+    created = browser.post("/models/new/", _review_post(dataset, then="create"))
     machine = Machine.objects.get()
     assert created.status_code == 302
     assert created["Location"] == f"/models/{machine.pk}/"
@@ -85,7 +86,8 @@ def test_create_in_two_steps_train_and_see_results(
     assert page.count('data-testid="version-output"') == 2
     assert 'data-testid="confusion-matrix"' in page
     assert 'data-testid="scatter"' in page
-    assert page.count("<circle ") == 3
+    assert page.count("<circle ") == 6  # 3 holdout rows, in the scatter and the residuals
+    assert 'data-testid="residuals"' in page
     assert page.count('data-testid="importance"') == 2
     assert 'data-testid="leaderboard"' in page
     assert "Measured on 12 rows kept aside from training." in page

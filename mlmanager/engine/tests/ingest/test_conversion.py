@@ -169,4 +169,8 @@ def test_report_to_dict(tmp_path: Path) -> None:
         "skipped_rows": 0,
         "renamed_columns": {"a": "a_2"},
         "notes": ["Renamed 1 duplicate or empty column name."],
+        "decimal_separator": ".",
+        "thousands_separator": None,
+        "missing_tokens": {},
+        "conversions": [],
     }

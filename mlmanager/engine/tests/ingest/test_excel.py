@@ -31,7 +31,8 @@ def test_xlsx_first_sheet_is_read_with_types(tmp_path: Path) -> None:
         "price": "double",
         "when": "timestamp[us]",
         "ok": "bool",
-        "mixed": "string",
+        # "n/a" is a missing-value token, so the rest are numbers (values.MissingValueScan).
+        "mixed": "double",
         "column_7": "null",
         "id_2": "int64",
     }
@@ -42,7 +43,8 @@ def test_xlsx_first_sheet_is_read_with_types(tmp_path: Path) -> None:
         dt.datetime(2021, 2, 3),
         None,
     ]
-    assert table.column("mixed").to_pylist() == ["1", "n/a", "2.5"]
+    assert table.column("mixed").to_pylist() == [1.0, None, 2.5]
+    assert report.missing_tokens["mixed"] == {"n/a": 1}
     assert report.row_count == 3
     assert report.renamed_columns == {"": "column_7", "id": "id_2"}
     assert report.notes == [
