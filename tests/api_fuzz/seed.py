@@ -83,7 +83,13 @@ def seed(*, base_url: str, token: str, run_jobs: Callable[[], None]) -> SeededId
         machine = _ok(
             api.post(
                 "/models/",
-                json={"dataset": dataset["id"], "outputs": ["churned"], "name": "churn"},
+                # Generous: the candidate cap (conftest) ends the search, however slow the machine.
+                json={
+                    "dataset": dataset["id"],
+                    "outputs": ["churned"],
+                    "name": "churn",
+                    "time_budget_s": 600,
+                },
             )
         )
         run = _ok(api.post(f"/models/{machine['id']}/start_training/", json={"seed": 1}))

@@ -74,8 +74,10 @@ def test_sign_up_train_the_demo_predict_and_cancel_keeping_a_model(
     _shoot(page, "dataset")
 
     # One click in the wizard trains: the model page shows the run, then the trained version.
-    model_url = _create_and_train(page, dataset_url, "Churn", level="1")
-    expect(page.get_by_test_id("model-status")).to_have_text("Ready", timeout=120_000)
+    # Level 2 (five minutes), so the candidate cap, not the clock, ends the search on a busy
+    # machine (level 1's minute could end a capped search there without a model).
+    model_url = _create_and_train(page, dataset_url, "Churn", level="2")
+    expect(page.get_by_test_id("model-status")).to_have_text("Ready", timeout=300_000)
     output = page.get_by_test_id("version-output")
     expect(output.get_by_test_id("metrics")).to_contain_text("roc_auc")
     # Every metric has its baseline beside it; the demo's model beats the majority class.

@@ -141,13 +141,14 @@ def test_cancel_after_the_first_candidate_with_the_real_engine_keeps_a_model(
     owner, make_dataset, run_jobs, settings, monkeypatch
 ) -> None:
     """The issue's case: the page showed candidates and a best score, the user cancelled, and
-    the run ended without a version. The first chunk of a 60 s search lasts about 6 s; the
-    cancel comes inside it, at the first candidate."""
+    the run ended without a version. The first chunk of a time-bounded search lasts a tenth
+    of the budget (a minute here, however slow the machine); the cancel comes inside it, at the
+    first candidate."""
     from mlmanager.machines.services import training
 
     settings.MLMANAGER_TRAINING_MAX_CANDIDATES = None
     machine = services.machine_create(
-        user=owner, dataset=make_dataset(owner), outputs=["spend"], time_budget_s=60
+        user=owner, dataset=make_dataset(owner), outputs=["spend"], time_budget_s=BUDGET_S
     )
     run = services.training_start(user=owner, machine=machine)
     real_train = training.train

@@ -65,7 +65,7 @@ def _train(folder: Path, outputs: list[tuple[str, str, str]]) -> TrainedOutputs:
     spec = TrainingSpec(
         inputs=inputs,
         outputs=[OutputSpec(name, task, metric) for name, task, metric in outputs],
-        time_budget_s=120,
+        time_budget_s=600,  # generous: the candidate cap ends the search, however slow the machine
         max_candidates=2,
     )
     outcome = train(data, spec, workdir=folder / "work", artifact_key=files.artifact_key())

@@ -18,6 +18,7 @@ import pytest
 
 from mlmanager.engine.tests.training.conftest import (
     CLASSIFICATION_INPUTS,
+    GENEROUS_BUDGET_S,
     KEY,
     REGRESSION_INPUTS,
     classification_frame,
@@ -66,7 +67,7 @@ def _assert_kept(outcome, workdir: Path) -> None:
 def test_cancel_before_the_first_candidate_keeps_nothing(data: Path, tmp_path: Path):
     outcome = train(
         data,
-        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=60),
+        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc")),
         workdir=tmp_path / "work",
         artifact_key=KEY,
         should_cancel=lambda: True,
@@ -78,13 +79,14 @@ def test_cancel_before_the_first_candidate_keeps_nothing(data: Path, tmp_path: P
 
 
 def test_cancel_after_the_first_candidate_keeps_it(data: Path, tmp_path: Path):
-    """The first chunk of a 60 s budget lasts about 6 s: the cancel comes inside it, before
-    any checkpoint was written (the case the issue reports)."""
+    """The first chunk of a time-bounded search lasts a tenth of the budget (about a minute
+    here, so however slow the machine): the cancel comes inside it, before any checkpoint was
+    written (the case the issue reports)."""
     workdir = tmp_path / "work"
     cancelled, on_progress, should_cancel = _cancel_when(lambda progress: progress.candidates >= 1)
     outcome = train(
         data,
-        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=60),
+        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc")),
         workdir=workdir,
         artifact_key=KEY,
         on_progress=on_progress,
@@ -104,7 +106,7 @@ def test_cancel_mid_search_keeps_the_best_so_far(data: Path, tmp_path: Path):
     )
     outcome = train(
         data,
-        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=60),
+        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc")),
         workdir=workdir,
         artifact_key=KEY,
         on_progress=on_progress,
@@ -122,7 +124,7 @@ def test_cancel_during_the_evaluation_keeps_the_model(data: Path, tmp_path: Path
     )
     outcome = train(
         data,
-        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=120, max_candidates=2),
+        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), max_candidates=2),
         workdir=workdir,
         artifact_key=KEY,
         on_progress=on_progress,
@@ -146,7 +148,6 @@ def test_cancel_during_the_first_of_two_outputs_keeps_that_output(
             REGRESSION_INPUTS,
             ("amount", "regression", "rmse"),
             ("double", "regression", "rmse"),
-            budget=60,
         ),
         workdir=tmp_path / "work",
         artifact_key=KEY,
@@ -168,8 +169,9 @@ def _job(data: Path, folder: Path, *, max_candidates: int) -> SearchJob:
         metric="roc_auc",
         seed=0,
         max_candidates=max_candidates,
-        search_deadline=time.time() + 60,
-        hard_deadline=time.time() + 70,
+        # Counted searches: the candidate cap ends them, never these.
+        search_deadline=time.time() + GENEROUS_BUDGET_S,
+        hard_deadline=time.time() + GENEROUS_BUDGET_S + 10,
         n_jobs=1,
         artifact_key=KEY,
         parent_pid=os.getpid(),
@@ -209,9 +211,8 @@ def test_a_stop_during_the_final_refit_keeps_the_checkpoint(
     monkeypatch.setattr(search, "refitted", slow_refit)
     folder = OutputFolder(tmp_path / "output-1")
     folder.path.mkdir()
-    started = time.monotonic()
+    # slow_refit raises if the stop does not interrupt it, so this returns only if it did.
     search.run_search(_job(data, folder.path, max_candidates=4), folder)
-    assert time.monotonic() - started < 30
     status = read_json(folder.status)
     assert status["state"] == "stopped"
     assert status["final"] is None
@@ -231,7 +232,7 @@ def test_a_stop_during_a_chunk_saves_its_best_candidate(data: Path, tmp_path: Pa
 
     def stop_after_first_trial() -> None:
         log = folder.path / "trials-0.jsonl"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + GENEROUS_BUDGET_S
         while time.monotonic() < deadline:
             if log.is_file() and '"learner"' in log.read_text(encoding="utf-8"):
                 os.kill(os.getpid(), STOP_SIGNAL)

@@ -10,6 +10,7 @@ from sklearn.datasets import make_classification, make_regression
 
 from mlmanager.engine.tests.training.conftest import (
     CLASSIFICATION_INPUTS,
+    GENEROUS_BUDGET_S,
     KEY,
     classification_frame,
     write_parquet,
@@ -166,7 +167,7 @@ def test_the_search_keeps_an_ensemble_as_its_model(tmp_path, monkeypatch):
         holdout_path=folder.holdout,
         seed=0,
         n_jobs=1,
-        deadline=time.monotonic() + 10,
+        deadline=time.monotonic() + GENEROUS_BUDGET_S,
     )
     assert isinstance(model.estimator, ensemble.EnsembleModel)
     assert metrics["roc_auc"] > 0.8

@@ -13,6 +13,7 @@ import pytest
 from mlmanager.engine.artifacts import ArtifactError
 from mlmanager.engine.tests.training.conftest import (
     CLASSIFICATION_INPUTS,
+    GENEROUS_BUDGET_S,
     KEY,
     REGRESSION_INPUTS,
     classification_frame,
@@ -97,9 +98,9 @@ def test_binary_leaderboard_importance_and_record(binary):
         "pyarrow",
     }
     json.dumps(record, allow_nan=False)
-    assert progress and progress[-1].budget_s == 30
+    assert progress and progress[-1].budget_s == GENEROUS_BUDGET_S
     assert progress[-1].best_score is not None
-    assert all(0 <= item.elapsed_s <= 30 for item in progress)
+    assert all(0 <= item.elapsed_s <= GENEROUS_BUDGET_S for item in progress)
 
 
 def test_a_saved_model_predicts_raw_rows_with_unseen_values_and_gaps(binary):
@@ -328,17 +329,20 @@ def test_a_search_killed_after_a_checkpoint_finishes_from_that_checkpoint(tmp_pa
             os.kill(status["pid"], signal.SIGKILL)
             killed.append(status["pid"])
 
+    # Timed, so the first chunk (a tenth of the budget, however slow its trials) writes the
+    # checkpoint and the kill lands in the next one; counted chunks of 12 take longer.
     outcome = train(
         path,
-        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=60),
+        spec(CLASSIFICATION_INPUTS, ("label", "binary", "roc_auc"), budget=120),
         workdir=tmp_path / "work",
         artifact_key=KEY,
         on_progress=kill_after_first_checkpoint,
     )
     assert killed
     assert outcome.status == "succeeded"
-    assert outcome.elapsed_s < 40  # it did not wait for the budget
     [result] = outcome.outputs
+    # The checkpoint, taken at once (no refit on all rows, which the search did not reach).
+    assert not result.refit_on_all_rows
     assert result.metrics["roc_auc"] > 0.8
     model = load_model(result.artifact_path, key=KEY, signature=result.artifact_signature)
     assert len(model.predict(classification_frame().head(5))) == 5
@@ -357,7 +361,6 @@ def test_a_cap_leaving_one_candidate_ends_promptly(tmp_path: Path, max_candidate
             REGRESSION_INPUTS,
             ("amount", "regression", "rmse"),
             max_candidates=max_candidates,
-            budget=60,
         ),
         workdir=tmp_path / "work",
         artifact_key=KEY,
