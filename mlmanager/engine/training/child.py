@@ -56,6 +56,7 @@ class StopRequest:
         self.requested = False
         self._interruptible = False
         self._knocking = False
+        self._step = 0  # counts interruptible steps, so a knock never reaches a later one
 
     def install(self) -> None:
         if STOP_SIGNAL is not None:
@@ -70,19 +71,30 @@ class StopRequest:
     def _knock_again_if_swallowed(self, signum: int) -> None:
         """Raised from a signal handler, the exception can land in a C library's callback into
         Python (xgboost's data iterator), where ctypes reports it as unraisable and drops it:
-        the step would go on. Unless the interruptible step has ended (the exception got
-        through) after a moment, send the signal again."""
+        the step would go on. Unless that same step has ended (the exception got through)
+        after a moment, send the signal again — only to this handler: where it is no longer
+        installed (a test restored the default), the signal would end the process."""
         if self._knocking:
             return
         self._knocking = True
+        step = self._step
+
+        def still_running() -> bool:
+            return (
+                self._interruptible
+                and self._step == step
+                and signal.getsignal(signum) == self._handle
+            )
 
         def knock() -> None:
-            while True:
-                time.sleep(_KNOCK_AGAIN_S)
-                if not self._interruptible:
-                    self._knocking = False
-                    return
-                os.kill(os.getpid(), signum)
+            try:
+                while True:
+                    time.sleep(_KNOCK_AGAIN_S)
+                    if not still_running():
+                        return
+                    os.kill(os.getpid(), signum)
+            finally:
+                self._knocking = False
 
         threading.Thread(target=knock, name="stop-knock", daemon=True).start()
 
@@ -94,6 +106,7 @@ class StopRequest:
     def interruptible(self) -> Iterator[None]:
         self.check()
         previous, self._interruptible = self._interruptible, True
+        self._step += 1
         try:
             yield
         finally:
