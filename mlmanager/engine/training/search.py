@@ -348,6 +348,15 @@ class ChunkedSearch:
             except SearchStopped:
                 self._keep_best_of_stopped_chunk(automl)
                 raise
+            except Exception:
+                # A stop that landed in a library's C callback (where ctypes drops it) can leave
+                # that library failing (xgboost: "accumulated_rows == num_row_"): after a stop,
+                # such an error is the stop.
+                if not STOP.requested:
+                    raise
+                logger.info("the chunk failed after the stop request", exc_info=True)
+                self._keep_best_of_stopped_chunk(automl)
+                raise SearchStopped() from None
             if budget["time_budget"] > 0:
                 overrun = time.time() - started - budget["time_budget"]
                 self.overrun = max(self.overrun, overrun)
