@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving lock-serving clean
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare lock-serving clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
@@ -37,6 +37,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy mlmanager config
@@ -50,11 +51,17 @@ browser:
 
 # The scale-out tests (worker processes on Celery over Redis and RabbitMQ) need PostgreSQL:
 # they run in the PostgreSQL pass only, and are deselected (not skipped) on SQLite.
+# The S3 tests (tests/storage) use this moto server when set (.ci/run starts one), else start
+# their own; never skipped.
+MLMANAGER_TEST_S3_ENDPOINT ?=
+
 test-sqlite: install browser
-	$(BIN)/pytest -m "not scale_out" --cov --cov-report=term:skip-covered --cov-fail-under=85
+	MLMANAGER_TEST_S3_ENDPOINT=$(MLMANAGER_TEST_S3_ENDPOINT) \
+	  $(BIN)/pytest -m "not scale_out" --cov --cov-report=term:skip-covered --cov-fail-under=85
 
 test-postgres: install browser
-	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest
+	MLMANAGER_TEST_S3_ENDPOINT=$(MLMANAGER_TEST_S3_ENDPOINT) DATABASE_URL=$(POSTGRES_TEST_URL) \
+	  $(BIN)/pytest
 
 test: lint checks typecheck test-sqlite test-postgres
 
@@ -114,6 +121,16 @@ bench-serving-venv: $(SERVING_VENV)/.installed
 # (BENCH_SERVING_ARGS=--quick: about 1.5 minutes). Run it on an idle machine.
 bench-serving: install bench-serving-venv
 	$(BIN)/python bench/serving.py $(BENCH_SERVING_ARGS)
+
+BENCH_BASELINE ?=
+BENCH_SERVING_COMPARE_ARGS ?=
+
+# The predict endpoint of a baseline checkout against this one, same model, rounds A B B A;
+# fails when the single-row p50 is over 10 % slower. Make the baseline outside this tree:
+# git clone -q . ../baseline-serving && git -C ../baseline-serving checkout -q <commit>
+bench-serving-compare: install
+	$(if $(BENCH_BASELINE),,$(error set BENCH_BASELINE to a checkout of the baseline commit))
+	$(BIN)/python bench/serving_compare.py --baseline $(BENCH_BASELINE) $(BENCH_SERVING_COMPARE_ARGS)
 
 # Regenerate bench/constraints-serving.txt after changing bench/requirements-serving.txt or the
 # project's dependencies: MLflow resolved with the project, at the project's pins except the two

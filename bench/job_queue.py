@@ -55,6 +55,8 @@ import pandas as pd
 import upload_profile as kit
 from machine import cpu_model, total_memory_gb
 
+from mlmanager.accounts.caller import Caller
+
 BACKENDS = ("database", "celery-redis", "celery-rabbitmq")
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432"
 DATABASE_NAME = "mlmanager_bench_queue"
@@ -341,7 +343,7 @@ def bench_user(label: str) -> Any:
         password="bench-" + os.urandom(12).hex(),
         first_name="Bench",
     )
-    team_create(user=user, name="Bench Queue's team")
+    team_create(caller=Caller.for_session(user), name="Bench Queue's team")
     return user
 
 
@@ -406,7 +408,6 @@ def enqueue_short_job(user: Any) -> tuple[int, Any]:
     from django.db import transaction
     from django.utils import timezone
 
-    from mlmanager.jobs.models import Job
     from mlmanager.jobs.services import job_create, job_enqueue
     from mlmanager.jobs.tests.sample_tasks import sample_job
 
@@ -415,7 +416,7 @@ def enqueue_short_job(user: Any) -> tuple[int, Any]:
         job = job_create(
             team=user.current_team,
             created_by=user,
-            kind=Job.Kind.DATASET_PROCESS,
+            kind="dataset.process",
             description="bench: short job",
         )
         transaction.on_commit(lambda: committed.append(timezone.now()))
@@ -534,7 +535,7 @@ def ready_dataset(user: Any) -> Any:
     frame = training_frame()
     dataset = dataset_create_from_parquet(
         team=user.current_team,
-        user=user,
+        caller=Caller.for_session(user),
         name="bench queue",
         write_parquet=lambda path: frame.to_parquet(path, index=False),
     )
@@ -564,7 +565,7 @@ def training_case(arguments: argparse.Namespace) -> dict[str, Any]:
         dataset = ready_dataset(user)
         machines = [
             machine_create(
-                user=user,
+                caller=Caller.for_session(user),
                 dataset=dataset,
                 outputs=["target"],
                 name=f"bench queue {index + 1}",
@@ -573,7 +574,8 @@ def training_case(arguments: argparse.Namespace) -> dict[str, Any]:
             for index in range(arguments.jobs)
         ]
         time.sleep(IDLE_BEFORE_ENQUEUE_S)
-        runs = [training_start(user=user, machine=machine) for machine in machines]
+        caller = Caller.for_session(user)
+        runs = [training_start(caller=caller, machine=machine) for machine in machines]
         job_ids = [run.job_id for run in runs]
         # Each worker runs its jobs one after the other, each about the budget long.
         per_worker = -(-arguments.jobs // arguments.concurrency)

@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from django.core.checks.security.base import (
     SECRET_KEY_INSECURE_PREFIX,
@@ -114,6 +115,74 @@ def _rate(name: str, default: str) -> str | None:
     return raw
 
 
+@dataclass(frozen=True)
+class ObjectStorage:
+    """Where files go in the S3 mode, from MLMANAGER_STORAGE_URL; credentials are not part of
+    it: boto3 reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a role) itself."""
+
+    bucket: str
+    prefix: str  # every key starts with it; "" for the bucket's root
+    endpoint_url: str  # "" for AWS itself
+    region: str
+    addressing_style: str  # "path" (MinIO, moto, most self-hosted stores), "virtual" or "auto"
+
+    def storage_options(self) -> dict[str, object]:
+        """The OPTIONS of django-storages' S3Storage for this location."""
+        return {
+            "bucket_name": self.bucket,
+            "location": self.prefix,
+            "endpoint_url": self.endpoint_url or None,
+            "region_name": self.region,
+            "addressing_style": self.addressing_style,
+            "signature_version": "s3v4",
+            # Names are chosen by the server and replaced on purpose (a re-profiled Parquet).
+            "file_overwrite": True,
+            "default_acl": None,  # the bucket's own policy: private
+            "querystring_auth": True,  # no file is ever served by a public URL
+        }
+
+
+_STORAGE_URL_OPTIONS = {"endpoint_url", "region", "addressing_style"}
+_ADDRESSING_STYLES = ("path", "virtual", "auto")
+
+
+def _object_storage(name: str) -> ObjectStorage | None:
+    """`s3://bucket/prefix?endpoint_url=http://127.0.0.1:9000&region=us-east-1` (prefix and
+    options optional); unset or empty: the local data folder."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "s3" or not parts.netloc or parts.username or parts.password:
+        raise ConfigurationError(
+            # The value itself is not repeated: it may hold a key someone pasted into it.
+            f"{name} must look like s3://bucket/prefix?endpoint_url=…&region=… "
+            "(credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        )
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = sorted(set(options) - _STORAGE_URL_OPTIONS)
+    if unknown:
+        raise ConfigurationError(
+            f"{name} has unknown options {unknown}; known: {sorted(_STORAGE_URL_OPTIONS)}"
+        )
+    endpoint_url = options.get("endpoint_url", "").strip()
+    if endpoint_url and urlsplit(endpoint_url).scheme not in {"http", "https"}:
+        raise ConfigurationError(f"{name}: endpoint_url must be an http(s) URL")
+    addressing_style = options.get("addressing_style", "path" if endpoint_url else "auto")
+    if addressing_style not in _ADDRESSING_STYLES:
+        raise ConfigurationError(
+            f"{name}: addressing_style must be one of {_ADDRESSING_STYLES}, "
+            f"not {addressing_style!r}"
+        )
+    return ObjectStorage(
+        bucket=parts.netloc,
+        prefix=parts.path.strip("/"),
+        endpoint_url=endpoint_url,
+        region=options.get("region", "").strip() or "us-east-1",
+        addressing_style=addressing_style,
+    )
+
+
 def _check_production_secret_key(secret_key: str) -> None:
     """Refuse what Django's deployment check security.W009 flags, with Django's own rule:
     sessions, password-reset links and model signatures are only as strong as this key."""
@@ -191,6 +260,8 @@ class Environment:
     token_rate: str | None
     account_email_rate: str | None
     account_address_rate: str | None
+    object_storage: ObjectStorage | None  # None: files in the data folder
+    storage_cache_mb: int  # the S3 mode's local copies, per machine
 
     @property
     def is_production(self) -> bool:
@@ -279,6 +350,8 @@ def read_environment() -> Environment:
         token_rate=_rate("MLMANAGER_TOKEN_RATE", "20/min"),
         account_email_rate=_rate("MLMANAGER_ACCOUNT_EMAIL_RATE", "5/hour"),
         account_address_rate=_rate("MLMANAGER_ACCOUNT_ADDRESS_RATE", "30/hour"),
+        object_storage=_object_storage("MLMANAGER_STORAGE_URL"),
+        storage_cache_mb=_positive_int("MLMANAGER_STORAGE_CACHE_MB", 2048),
     )
 
 

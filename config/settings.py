@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "axes",
     "mlmanager.core",
     "mlmanager.accounts",
+    "mlmanager.audit",
     "mlmanager.jobs",
     "mlmanager.datasets",
     "mlmanager.machines",
@@ -151,8 +152,20 @@ STATIC_URL = "static/"
 STATIC_ROOT = ENV.data_dir / "static"
 MEDIA_ROOT = ENV.data_dir / "media"
 MEDIA_URL = None  # files are served only through views that check team access
+MLMANAGER_STORAGE_WORK_DIR = ENV.data_dir / "storage"
+MLMANAGER_STORAGE_CACHE_MB = ENV.storage_cache_mb
+# Every file goes through mlmanager.core.storage on the "default" storage: the data folder, or
+# an S3-compatible bucket with MLMANAGER_STORAGE_URL (then this machine keeps downloaded copies
+# for the engine under MLMANAGER_STORAGE_WORK_DIR, at most MLMANAGER_STORAGE_CACHE_MB).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": ENV.object_storage.storage_options(),
+        }
+        if ENV.object_storage is not None
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -276,6 +289,9 @@ if ENV.email_host:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = ENV.from_email
+
+# Rows per page of the list pages (core.pagination.page_of); the API pages by ?limit=.
+MLMANAGER_PAGE_SIZE = 25
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,128 +1,74 @@
+"""The site's URLs, gathered from the installed apps: this module names no app.
+
+Each app under `mlmanager.` brings its own routes:
+- `<app>/urls.py`: its pages (or endpoints), mounted at the prefix its AppConfig declares as
+  `url_prefix` ("datasets/"; "" for an app whose routes sit at the top level);
+- `<app>/api_urls.py`: its part of the REST API, mounted under /api/v1/ in the one `api`
+  namespace (`api:<name>`), with an optional `index` of the resources GET /api/v1/ lists.
+Apps come in INSTALLED_APPS order, except that apps mounted at "" come after every prefixed
+one, so a route at the top level never shadows a section's pages.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+from django.apps import AppConfig, apps
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.utils.module_loading import module_has_submodule
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from mlmanager.accounts import api as accounts_api
 from mlmanager.core import api as core_api
-from mlmanager.datasets import api as datasets_api
-from mlmanager.jobs import api as jobs_api
-from mlmanager.machines import api as machines_api
-from mlmanager.ops import views as ops_views
-from mlmanager.predictions import api as predictions_api
 
-api_v1 = [
-    path(
-        "",
-        core_api.ApiIndexApi.as_view(
-            resources={
-                "signup": "api:signup",
-                "token": "api:token",
-                "me": "api:me",
-                "teams": "api:teams",
-                "datasets": "api:datasets",
-                "models": "api:models",
-                "predictions": "api:predictions",
-                "jobs": "api:jobs",
-            }
-        ),
-        name="index",
-    ),
-    path("auth/signup/", accounts_api.SignupApi.as_view(), name="signup"),
-    path("auth/token/", accounts_api.TokenCreateApi.as_view(), name="token"),
-    path("me/", accounts_api.MeApi.as_view(), name="me"),
-    path("teams/", accounts_api.TeamListCreateApi.as_view(), name="teams"),
-    path(
-        "teams/<int:team_id>/members/",
-        accounts_api.TeamMemberListApi.as_view(),
-        name="team-members",
-    ),
-    path("datasets/", datasets_api.DatasetListCreateApi.as_view(), name="datasets"),
-    path("datasets/<int:dataset_id>/", datasets_api.DatasetDetailApi.as_view(), name="dataset"),
-    path(
-        "datasets/<int:dataset_id>/preview/",
-        datasets_api.DatasetPreviewApi.as_view(),
-        name="dataset-preview",
-    ),
-    path("models/", machines_api.MachineListCreateApi.as_view(), name="models"),
-    path("models/<int:machine_id>/", machines_api.MachineDetailApi.as_view(), name="model"),
-    path(
-        "models/<int:machine_id>/start_training/",
-        machines_api.MachineStartTrainingApi.as_view(),
-        name="model-start-training",
-    ),
-    path(
-        "models/<int:machine_id>/training_status/",
-        machines_api.MachineTrainingStatusApi.as_view(),
-        name="model-training-status",
-    ),
-    path(
-        "models/<int:machine_id>/versions/",
-        machines_api.MachineVersionListApi.as_view(),
-        name="model-versions",
-    ),
-    path(
-        "models/<int:machine_id>/versions/<int:number>/",
-        machines_api.MachineVersionDetailApi.as_view(),
-        name="model-version",
-    ),
-    path(
-        "models/<int:machine_id>/versions/<int:number>/activate/",
-        machines_api.MachineVersionActivateApi.as_view(),
-        name="model-version-activate",
-    ),
-    path(
-        "models/<int:machine_id>/predict/",
-        predictions_api.ModelPredictApi.as_view(),
-        name="model-predict",
-    ),
-    path(
-        "models/<int:machine_id>/batch_predictions/",
-        predictions_api.ModelBatchPredictionApi.as_view(),
-        name="model-batch-predictions",
-    ),
-    path(
-        "models/<int:machine_id>/feedback_dataset/",
-        predictions_api.ModelFeedbackDatasetApi.as_view(),
-        name="model-feedback-dataset",
-    ),
-    path("predictions/", predictions_api.PredictionListApi.as_view(), name="predictions"),
-    path(
-        "predictions/<str:prediction_id>/feedback/",
-        predictions_api.PredictionFeedbackApi.as_view(),
-        name="prediction-feedback",
-    ),
-    path(
-        "batch_predictions/<int:batch_id>/",
-        predictions_api.BatchPredictionDetailApi.as_view(),
-        name="batch-prediction",
-    ),
-    path(
-        "batch_predictions/<int:batch_id>/download/",
-        predictions_api.BatchPredictionDownloadApi.as_view(),
-        name="batch-prediction-download",
-    ),
-    path("runs/<int:run_id>/", machines_api.RunDetailApi.as_view(), name="run"),
-    path("runs/<int:run_id>/cancel/", machines_api.RunCancelApi.as_view(), name="run-cancel"),
-    path("jobs/", jobs_api.JobListApi.as_view(), name="jobs"),
-    path("jobs/<int:job_id>/", jobs_api.JobDetailApi.as_view(), name="job"),
-    path("jobs/<int:job_id>/cancel/", jobs_api.JobCancelApi.as_view(), name="job-cancel"),
-]
+
+def _apps_with(module_name: str) -> list[tuple[AppConfig, ModuleType]]:
+    """The project's apps that have `module_name`, with that module, in INSTALLED_APPS order."""
+    return [
+        (config, import_module(f"{config.name}.{module_name}"))
+        for config in apps.get_app_configs()
+        if config.name.startswith("mlmanager.") and module_has_submodule(config.module, module_name)
+    ]
+
+
+def _page_routes() -> list[URLResolver]:
+    mounted = []
+    for config, module in _apps_with("urls"):
+        prefix = getattr(config, "url_prefix", None)
+        if prefix is None:
+            raise ImproperlyConfigured(
+                f"{config.name} has a urls module but its AppConfig declares no url_prefix."
+            )
+        mounted.append((prefix, include(module)))
+    # sorted() keeps the app order among equals: prefixed sections first, then the top level.
+    return [path(prefix, urls) for prefix, urls in sorted(mounted, key=lambda item: item[0] == "")]
+
+
+def _api_routes() -> list[URLPattern | URLResolver]:
+    modules = [module for _, module in _apps_with("api_urls")]
+    index = {
+        name: f"api:{url_name}"
+        for module in modules
+        for name, url_name in getattr(module, "index", {}).items()
+    }
+    routes: list[URLPattern | URLResolver] = [
+        path("", core_api.ApiIndexApi.as_view(resources=index), name="index")
+    ]
+    for module in modules:
+        routes.extend(module.urlpatterns)
+    return routes
+
 
 urlpatterns = [
-    # Probes and metrics for load balancers and Prometheus (mlmanager/ops), at the top level
-    # and without a trailing slash, where such tools look by default.
-    path("healthz", ops_views.healthz, name="healthz"),
-    path("readyz", ops_views.readyz, name="readyz"),
-    path("metrics", ops_views.metrics, name="metrics"),
-    path("", RedirectView.as_view(pattern_name="datasets:list", permanent=False)),
-    path("accounts/", include("mlmanager.accounts.urls")),
-    path("datasets/", include("mlmanager.datasets.urls")),
-    path("models/", include("mlmanager.machines.urls")),
-    path("jobs/", include("mlmanager.jobs.urls")),
-    path("", include("mlmanager.predictions.urls")),
+    # The home page is where signing in lands.
+    path("", RedirectView.as_view(pattern_name=settings.LOGIN_REDIRECT_URL, permanent=False)),
+    *_page_routes(),
     path("admin/", admin.site.urls),
-    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/v1/", include((_api_routes(), "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI with its start-up script served apart (?script) and its styles in a static
     # file: the Content-Security-Policy allows no inline script or style.

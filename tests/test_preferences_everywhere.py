@@ -27,6 +27,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_create, invitation_create
 from mlmanager.core import formatting
 from mlmanager.jobs import services as jobs
@@ -175,7 +176,7 @@ LOG_LINE = "Read 1,000 rows in 0.35 s"
 
 def _running_training(owner: Any, machine: Machine) -> TrainingRun:
     job = jobs.job_create(
-        team=owner.current_team, created_by=owner, kind=Job.Kind.MACHINE_TRAIN, description="Train"
+        team=owner.current_team, created_by=owner, kind="machine.train", description="Train"
     )
     jobs.job_claim(job_id=job.pk, worker="preferences-test:1")
     jobs.job_report_progress(job_id=job.pk, progress=40, message=RUN_MESSAGE)
@@ -208,8 +209,12 @@ def pages(
     dataset = make_dataset(owner, _noisy_frame(), name="Noisy customers")
     regression = regression_model(owner, machine.dataset_id)
     training = _running_training(owner, regression)
-    invitation = invitation_create(actor=owner, team_id=owner.current_team_id)
-    api_token_create(user=owner, name="CI", expires_at=timezone.now() + timezone.timedelta(days=9))
+    invitation = invitation_create(caller=Caller.for_session(owner), team_id=owner.current_team_id)
+    api_token_create(
+        caller=Caller.for_session(owner),
+        name="CI",
+        expires_at=timezone.now() + timezone.timedelta(days=9),
+    )
 
     client = Client()
     client.force_login(owner)

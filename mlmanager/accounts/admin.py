@@ -124,7 +124,7 @@ class InvitationAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
         count = 0
         for invitation in queryset.filter(revoked_at__isnull=True):
-            services.invitation_revoke(invitation=invitation)
+            services.invitation_revoke(caller=request.caller, invitation=invitation)  # type: ignore[attr-defined]
             count += 1
         self.message_user(
             request,
@@ -170,8 +170,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description=_("Revoke the selected tokens"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = 0
-        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
-            services.api_token_revoke(user=token.user, token_id=token.pk)
+        for token in queryset.filter(revoked_at__isnull=True).select_related("team"):
+            services.api_token_revoke(caller=request.caller, token=token)  # type: ignore[attr-defined]
             count += 1
         self.message_user(
             request,

@@ -13,14 +13,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.accounts import selectors, services
+from mlmanager.accounts.authentication import api_caller
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.models import Membership, Team, User
+from mlmanager.accounts.requests import api_user
 from mlmanager.core.api import StrictCharField
 from mlmanager.core.pagination import paginated_response
-from mlmanager.core.requests import api_user
 from mlmanager.core.throttling import (
     SignupAddressThrottle,
     SignupEmailThrottle,
     TokenCreateAddressThrottle,
+    client_address,
 )
 
 
@@ -46,7 +49,7 @@ class TeamOutputSerializer(serializers.ModelSerializer[Team]):
 
 
 class TeamWithRoleOutputSerializer(TeamOutputSerializer):
-    """A team from `teams_with_role_for_user`, with the caller's role in it."""
+    """A team from `teams_with_role_for_caller`, with the caller's role in it."""
 
     role = serializers.CharField(read_only=True)
 
@@ -108,7 +111,11 @@ class TokenCreateApi(CredentialsApi):
             email=serializer.validated_data["email"],
             password=serializer.validated_data["password"],
         )
-        _token, raw = services.api_token_create(user=user, name=serializer.validated_data["name"])
+        # Proved by e-mail and password, as a browser's session is: recorded as one.
+        caller = Caller.for_session(user, address=client_address(request))
+        _token, raw = services.api_token_create(
+            caller=caller, name=serializer.validated_data["name"]
+        )
         return Response({"token": raw}, status=status.HTTP_201_CREATED)
 
 
@@ -122,14 +129,15 @@ class MeApi(APIView):
 
         @extend_schema_field(TeamWithRoleOutputSerializer(many=True))
         def get_teams(self, user: User) -> Any:
-            teams = selectors.teams_with_role_for_user(user=user)
+            teams = selectors.teams_with_role_for_caller(caller=self.context["caller"])
             return TeamWithRoleOutputSerializer(teams, many=True).data
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request: Request) -> Response:
         user = api_user(request)
-        user.current_team = selectors.current_team_for(user=user)
-        return Response(self.OutputSerializer(user).data)
+        caller = api_caller(request)
+        user.current_team = selectors.current_team_for(caller=caller)
+        return Response(self.OutputSerializer(user, context={"caller": caller}).data)
 
 
 class TeamListCreateApi(APIView):
@@ -143,7 +151,7 @@ class TeamListCreateApi(APIView):
         return paginated_response(
             request=request,
             view=self,
-            queryset=selectors.teams_with_role_for_user(user=api_user(request)),
+            queryset=selectors.teams_with_role_for_caller(caller=api_caller(request)),
             serializer_class=self.OutputSerializer,
         )
 
@@ -151,8 +159,9 @@ class TeamListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = api_user(request)
-        team = services.team_create(user=user, name=serializer.validated_data["name"])
+        team = services.team_create(
+            caller=api_caller(request), name=serializer.validated_data["name"]
+        )
         team.role = Membership.Role.OWNER  # type: ignore[attr-defined] # as the service made it
         return Response(self.OutputSerializer(team).data, status=status.HTTP_201_CREATED)
 
@@ -169,7 +178,7 @@ class TeamMemberListApi(APIView):
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request: Request, team_id: int) -> Response:
-        team = selectors.access_team(user=api_user(request), id=team_id)
+        team = selectors.access_team(caller=api_caller(request), id=team_id)
         return paginated_response(
             request=request,
             view=self,

@@ -9,7 +9,28 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_authenticate
+from mlmanager.core.throttling import client_address
+
+
+def set_request_caller(request: Request, caller: Caller) -> None:
+    """`request.caller` for the view (on the Django request, as DRF sets `request.user` there
+    too), replacing the session's one the middleware made."""
+    request._request.caller = caller  # type: ignore[attr-defined]
+
+
+def api_caller(request: Request) -> Caller:
+    """The caller of an API request: its token's (BearerTokenAuthentication) or its session's
+    (the middleware's). Reading `request.user` first runs DRF's authentication."""
+    user = request.user
+    caller: Caller | None = getattr(request._request, "caller", None)
+    if caller is None or caller.user_id != (user.pk if user.is_authenticated else None):
+        # Authenticated another way than by token or session (DRF's forced authentication in
+        # tests): a session's rights, as that user signed in.
+        caller = Caller.for_session(user) if user.is_authenticated else Caller.anonymous()  # type: ignore[arg-type]
+        request._request.caller = caller  # type: ignore[attr-defined]
+    return caller
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -22,10 +43,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = api_token_authenticate(raw=raw)
         if token is None:
             raise self.refused()
-        user = token.user
-        # Team-scoped querysets and access checks read this to keep the token in its team.
-        user.restricted_team_id = token.team_id  # type: ignore[attr-defined]
-        return user, token
+        set_request_caller(request, Caller.for_api_token(token, address=client_address(request)))
+        return token.user, token
 
     def bearer_token(self, request: Request) -> str | None:
         """The raw token of an `Authorization: Bearer` header; None without one."""

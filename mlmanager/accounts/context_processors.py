@@ -4,8 +4,9 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from mlmanager.accounts.selectors import teams_for_user
-from mlmanager.core.access import ROLE_ACTIONS, Action, team_role
+from mlmanager.accounts.access import team_role
+from mlmanager.accounts.selectors import teams_for_caller
+from mlmanager.core.access import ROLE_ACTIONS, Action
 
 
 def current_team(request: HttpRequest) -> dict[str, Any]:
@@ -14,11 +15,12 @@ def current_team(request: HttpRequest) -> dict[str, Any]:
     team = getattr(request, "team", None)
     if not user.is_authenticated or not team:
         return {"current_team": None, "user_teams": [], "can_change": False, "can_manage": False}
-    role = team_role(user=user, team_id=team.pk) or "viewer"
+    caller = request.caller  # type: ignore[attr-defined]
+    role = team_role(caller=caller, team_id=team.pk) or "viewer"
     return {
         "current_team": team,
         "current_role": role,
-        "user_teams": teams_for_user(user=user),  # type: ignore[arg-type]
+        "user_teams": teams_for_caller(caller=caller),
         "can_change": Action.CHANGE in ROLE_ACTIONS[role],
         "can_manage": Action.MANAGE in ROLE_ACTIONS[role],
     }

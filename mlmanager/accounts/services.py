@@ -23,18 +23,28 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.models import ApiToken, Invitation, Membership, Team, User, hash_token
 from mlmanager.accounts.selectors import access_team
 from mlmanager.accounts.signals import membership_removed
-from mlmanager.accounts.tokens import account_activation_token
-from mlmanager.core.access import Action, parse_id
+from mlmanager.accounts.tokens import TOKEN_LAST_USED_RESOLUTION, account_activation_token
+from mlmanager.audit.models import AuditAction
+from mlmanager.audit.services import audit_record
+from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mlm_"  # noqa: S105 - a recognisable prefix, not a secret
+
+
 # last_used_at is informative; writing it on every request would turn every read into a write.
-TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
+def _acting_user(caller: Caller) -> User:
+    """The user a rights-checked action is recorded for (an access check already passed, so a
+    caller without one is a programming error, not a client's)."""
+    if caller.user is None:  # pragma: no cover - access checks refuse anonymous callers first
+        raise PermissionDenied()
+    return caller.user
 
 
 def _validation_error(error: ValidationError) -> ApplicationError:
@@ -80,7 +90,8 @@ def user_signup(*, email: str, password: str, name: str = "", next_url: str = ""
             existing = User.objects.get(email=email)
     if existing is None:
         team_name = _("%(name)s's team") % {"name": first_name or email.split("@")[0]}
-        team = team_create(user=user, name=team_name)
+        # Nobody is signed in yet: the platform makes the team for the new account.
+        team = _team_create_for(caller=Caller.acting_for(user), name=team_name)
         logger.info("user %s signed up with team %s, awaiting activation", user.pk, team.pk)
         transaction.on_commit(lambda: _send_activation_email(user, next_url=next_url))
     elif existing.is_awaiting_activation:
@@ -165,13 +176,20 @@ def user_activate(*, user: User, password: str | None = None) -> User:
 
 
 @transaction.atomic
-def team_create(*, user: User, name: str) -> Team:
+def team_create(*, caller: Caller, name: str) -> Team:
     """A new team; its creator becomes owner and switches to it. A caller whose API token is
     limited to one team may not: the token would not reach the team it made."""
-    if getattr(user, "restricted_team_id", None) is not None:
+    if caller.team_limit is not None:
         raise PermissionDenied(
             _("A token limited to one team cannot create teams."), code="team_scoped_token"
         )
+    return _team_create_for(caller=caller, name=name)
+
+
+def _team_create_for(*, caller: Caller, name: str) -> Team:
+    """The caller's new team, they its owner (also their sign-up's first one, the admin's): no
+    credential to check. Runs inside the caller's transaction (the audit record needs one)."""
+    user = _acting_user(caller)
     team = Team(name=(name or "").strip())
     try:
         team.full_clean()
@@ -181,25 +199,36 @@ def team_create(*, user: User, name: str) -> Team:
     Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
     User.objects.filter(pk=user.pk).update(current_team=team)
     user.current_team = team
+    audit_record(caller=caller, team=team, action=AuditAction.TEAM_CREATED, target=team)
     return team
 
 
-def team_switch(*, user: User, team_id: Any) -> Team:
-    team = access_team(user=user, id=team_id)
+def team_switch(*, caller: Caller, team_id: Any) -> Team:
+    team = access_team(caller=caller, id=team_id)
+    user = _acting_user(caller)
     user.current_team = team
     user.save(update_fields=["current_team"])
     return team
 
 
 @transaction.atomic
-def team_rename(*, user: User, team_id: Any, name: str) -> Team:
-    team = access_team(user=user, id=team_id, action=Action.MANAGE)
+def team_rename(*, caller: Caller, team_id: Any, name: str) -> Team:
+    team = access_team(caller=caller, id=team_id, action=Action.MANAGE)
+    before = team.name
     team.name = (name or "").strip()
     try:
         team.full_clean()
     except ValidationError as error:
         raise _validation_error(error) from None
     team.save(update_fields=["name", "updated_at"])
+    if team.name != before:  # saving the same name changes nothing worth a record
+        audit_record(
+            caller=caller,
+            team=team,
+            action=AuditAction.TEAM_RENAMED,
+            target=team,
+            changes={"name": (before, team.name)},
+        )
     return team
 
 
@@ -212,11 +241,12 @@ def _other_owner_exists(membership: Membership) -> bool:
 
 
 @transaction.atomic
-def membership_change_role(*, actor: User, membership: Membership, role: str) -> Membership:
+def membership_change_role(*, caller: Caller, membership: Membership, role: str) -> Membership:
     """Owners and admins manage members; only owners grant or remove ownership, and a team always
     keeps at least one owner."""
     if role not in Membership.Role.values:
         raise ApplicationError(_("Unknown role."), code="invalid_role")
+    actor = _acting_user(caller)
     actor_role = Membership.objects.get(team_id=membership.team_id, user=actor).role
     touches_ownership = Membership.Role.OWNER in (role, membership.role)
     if touches_ownership and actor_role != Membership.Role.OWNER:
@@ -224,14 +254,26 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     demotes_owner = membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER
     if demotes_owner and not _other_owner_exists(membership):
         raise Conflict(_("A team needs at least one owner."), code="last_owner")
+    before = membership.role
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
+    if role != before:
+        audit_record(
+            caller=caller,
+            team=membership.team,
+            action=AuditAction.MEMBERSHIP_ROLE_CHANGED,
+            target=membership,
+            changes={"role": (before, role)},
+            details={"user": membership.user.email},
+        )
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, actor: User, membership: Membership) -> None:
-    """Remove someone from a team (or yourself: leaving). The last owner cannot go."""
+def membership_remove(*, caller: Caller, membership: Membership) -> None:
+    """Remove someone from a team (or yourself: leaving, recorded the same way, the actor being
+    the member). The last owner cannot go."""
+    actor = _acting_user(caller)
     if membership.user_id != actor.pk:
         actor_role = Membership.objects.get(team_id=membership.team_id, user=actor).role
         if membership.role == Membership.Role.OWNER and actor_role != Membership.Role.OWNER:
@@ -241,6 +283,14 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
             _("The last owner cannot leave; make someone else owner first."), code="last_owner"
         )
     user = membership.user
+    # Recorded before the delete, which empties the membership's pk (the record's target id).
+    audit_record(
+        caller=caller,
+        team=membership.team,
+        action=AuditAction.MEMBERSHIP_REMOVED,
+        target=membership,
+        details={"user": user.email, "role": membership.role},
+    )
     membership.delete()
     transaction.on_commit(
         lambda: membership_removed.send(
@@ -251,10 +301,11 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
         User.objects.filter(pk=user.pk).update(current_team=None)
 
 
-def team_leave(*, user: User, team_id: Any) -> None:
-    team = access_team(user=user, id=team_id)
+def team_leave(*, caller: Caller, team_id: Any) -> None:
+    team = access_team(caller=caller, id=team_id)
+    user = _acting_user(caller)
     membership = Membership.objects.select_related("user").get(team=team, user=user)
-    membership_remove(actor=user, membership=membership)
+    membership_remove(caller=caller, membership=membership)
 
 
 def invitation_url(invitation: Invitation) -> str:
@@ -265,7 +316,7 @@ def invitation_url(invitation: Invitation) -> str:
 @transaction.atomic
 def invitation_create(
     *,
-    actor: User,
+    caller: Caller,
     team_id: Any,
     role: str = Membership.Role.EDITOR,
     max_uses: int | None = 1,
@@ -273,7 +324,8 @@ def invitation_create(
     email: str = "",
 ) -> Invitation:
     """An invitation link; with `email`, the link is also sent to that address."""
-    team = access_team(user=actor, id=team_id, action=Action.MANAGE)
+    team = access_team(caller=caller, id=team_id, action=Action.MANAGE)
+    actor = _acting_user(caller)
     if role == Membership.Role.OWNER or role not in Membership.Role.values:
         raise ApplicationError(_("Invitations can give the admin, editor or viewer role."))
     if max_uses is not None and max_uses < 1:
@@ -295,6 +347,19 @@ def invitation_create(
     except ValidationError as error:
         raise _validation_error(error) from None
     invitation.save()
+    audit_record(
+        caller=caller,
+        team=team,
+        action=AuditAction.INVITATION_CREATED,
+        target=invitation,
+        # Never the token: it is the invitation's only secret.
+        details={
+            "role": invitation.role,
+            "email": invitation.email,
+            "max_uses": invitation.max_uses,
+            "expires_at": invitation.expires_at,
+        },
+    )
     if invitation.email:
         transaction.on_commit(lambda: _send_invitation_email(invitation, actor))
     return invitation
@@ -315,17 +380,28 @@ def _send_invitation_email(invitation: Invitation, actor: User) -> None:
     )
 
 
-def invitation_revoke(*, invitation: Invitation) -> Invitation:
-    Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(
+@transaction.atomic
+def invitation_revoke(*, caller: Caller, invitation: Invitation) -> Invitation:
+    """Revoke an invitation (found with `access_invitation`, or by staff); revoking it again
+    changes and records nothing."""
+    revoked = Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     invitation.refresh_from_db()
+    if revoked:
+        audit_record(
+            caller=caller,
+            team=invitation.team,
+            action=AuditAction.INVITATION_REVOKED,
+            target=invitation,
+        )
     return invitation
 
 
 @transaction.atomic
-def invitation_accept(*, user: User, token: str) -> Membership:
+def invitation_accept(*, caller: Caller, token: str) -> Membership:
     """Join the invitation's team. Already a member: nothing changes and no use is counted."""
+    user = _acting_user(caller)
     invitation = Invitation.objects.select_related("team").filter(token=token).first()
     if invitation is None:
         raise NotFound(_("This invitation link is not valid."))
@@ -355,6 +431,13 @@ def invitation_accept(*, user: User, token: str) -> Membership:
         return Membership.objects.get(team=invitation.team, user=user)
     User.objects.filter(pk=user.pk).update(current_team=invitation.team)
     user.current_team = invitation.team
+    audit_record(
+        caller=caller,
+        team=invitation.team,
+        action=AuditAction.INVITATION_ACCEPTED,
+        target=invitation,
+        details={"user": user.email, "role": membership.role},
+    )
     return membership
 
 
@@ -385,14 +468,17 @@ def authenticate_credentials(*, request: HttpRequest, email: str, password: str)
     return user  # type: ignore[return-value]
 
 
+@transaction.atomic
 def api_token_create(
     *,
-    user: User,
+    caller: Caller,
     name: str,
     team: Team | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Returns the token row and the raw secret, which is never stored and cannot be shown again."""
+    """A token of the caller's user, for every team of theirs or only `team`. Returns the token
+    row and the raw secret, which is never stored (nor recorded) and cannot be shown again."""
+    user = _acting_user(caller)
     if team is not None and not Membership.objects.filter(team=team, user=user).exists():
         raise NotFound()
     if expires_at is not None and expires_at <= timezone.now():
@@ -408,6 +494,13 @@ def api_token_create(
     )
     token.full_clean()
     token.save()
+    audit_record(
+        caller=caller,
+        team=team,  # None for a personal token: an event of the account (admin only)
+        action=AuditAction.TOKEN_CREATED,
+        target=token,
+        details={"name": token.name, "expires_at": token.expires_at},
+    )
     return token, raw
 
 
@@ -430,12 +523,22 @@ def api_token_touch(*, token_id: int) -> None:
     ApiToken.objects.filter(pk=token_id).update(last_used_at=timezone.now())
 
 
-def api_token_revoke(*, user: User, token_id: Any) -> ApiToken:
-    token = user.api_tokens.filter(pk=parse_id(token_id)).first()
-    if token is None:
-        raise NotFound()
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+@transaction.atomic
+def api_token_revoke(*, caller: Caller, token: ApiToken) -> ApiToken:
+    """Revoke a token (its owner's, found with `access_api_token`, or any, by staff); revoking it
+    again changes and records nothing."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
     token.refresh_from_db()
+    if revoked:
+        audit_record(
+            caller=caller,
+            team=token.team,
+            action=AuditAction.TOKEN_REVOKED,
+            target=token,
+            details={"name": token.name},
+        )
     return token
 
 
@@ -453,5 +556,5 @@ def admin_bootstrap(*, email: str, password: str) -> tuple[User, bool]:
     if existing is not None:
         return existing, False
     user = User.objects.create_superuser(email=email, password=password, first_name="Admin")
-    team_create(user=user, name=_("Admin's team"))
+    _team_create_for(caller=Caller.acting_for(user), name=_("Admin's team"))
     return user, True

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from mlmanager.accounts import selectors, services
+from mlmanager.accounts.access import team_role
 from mlmanager.accounts.forms import (
     ApiTokenForm,
     InvitationForm,
@@ -24,9 +25,8 @@ from mlmanager.accounts.forms import (
     TeamForm,
 )
 from mlmanager.accounts.models import Membership
-from mlmanager.core.access import team_role
+from mlmanager.accounts.requests import AuthenticatedHttpRequest
 from mlmanager.core.errors import ApplicationError
-from mlmanager.core.requests import AuthenticatedHttpRequest
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -89,7 +89,7 @@ def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
 def team_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        team = services.team_create(user=request.user, name=form.cleaned_data["name"])
+        team = services.team_create(caller=request.caller, name=form.cleaned_data["name"])
         messages.success(request, _("Team %(name)s created.") % {"name": team.name})
         return redirect("accounts:team", team_id=team.pk)
     return render(request, "accounts/team_create.html", {"form": form})
@@ -98,7 +98,7 @@ def team_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def team_switch(request: AuthenticatedHttpRequest) -> HttpResponse:
-    services.team_switch(user=request.user, team_id=request.POST.get("team"))
+    services.team_switch(caller=request.caller, team_id=request.POST.get("team"))
     next_url = request.POST.get("next", "")
     # Pages of the old team's objects would 404 in the new team: go to the list of that kind.
     target = next_url if _is_local(next_url) and next_url.count("/") <= 2 else "/"
@@ -113,9 +113,9 @@ def _is_local(url: str | None) -> bool:
 
 @login_required
 def team_detail(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse:
-    user = request.user
-    team = selectors.access_team(user=user, id=team_id)
-    role = team_role(user=user, team_id=team.pk)
+    caller = request.caller
+    team = selectors.access_team(caller=caller, id=team_id)
+    role = team_role(caller=caller, team_id=team.pk)
     can_manage = role in ("owner", "admin")
     rename_form = TeamForm(initial={"name": team.name})
     invitation_form = InvitationForm()
@@ -124,7 +124,7 @@ def team_detail(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse
             rename_form = TeamForm(request.POST)
             if rename_form.is_valid():
                 services.team_rename(
-                    user=user, team_id=team.pk, name=rename_form.cleaned_data["name"]
+                    caller=caller, team_id=team.pk, name=rename_form.cleaned_data["name"]
                 )
                 messages.success(request, _("Team renamed."))
                 return redirect("accounts:team", team_id=team.pk)
@@ -132,7 +132,7 @@ def team_detail(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse
             invitation_form = InvitationForm(request.POST)
             if invitation_form.is_valid():
                 invitation = services.invitation_create(
-                    actor=user,
+                    caller=caller,
                     team_id=team.pk,
                     **invitation_form.cleaned_data,
                 )
@@ -162,16 +162,16 @@ def team_detail(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse
 @login_required
 @require_POST
 def membership_update(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
-    membership = selectors.access_membership(user=request.user, id=membership_id)
+    membership = selectors.access_membership(caller=request.caller, id=membership_id)
     if "remove" in request.POST:
-        services.membership_remove(actor=request.user, membership=membership)
+        services.membership_remove(caller=request.caller, membership=membership)
         messages.success(request, _("%(email)s was removed.") % {"email": membership.user.email})
     else:
         form = RoleForm(request.POST)
         if not form.is_valid():
             raise ApplicationError(_("Unknown role."))
         services.membership_change_role(
-            actor=request.user,
+            caller=request.caller,
             membership=membership,
             role=form.cleaned_data["role"],
         )
@@ -182,7 +182,7 @@ def membership_update(request: AuthenticatedHttpRequest, membership_id: int) -> 
 @login_required
 @require_POST
 def team_leave(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse:
-    services.team_leave(user=request.user, team_id=team_id)
+    services.team_leave(caller=request.caller, team_id=team_id)
     messages.success(request, _("You left the team."))
     return redirect("datasets:list")
 
@@ -190,8 +190,8 @@ def team_leave(request: AuthenticatedHttpRequest, team_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def invitation_revoke(request: AuthenticatedHttpRequest, invitation_id: int) -> HttpResponse:
-    invitation = selectors.access_invitation(user=request.user, id=invitation_id)
-    services.invitation_revoke(invitation=invitation)
+    invitation = selectors.access_invitation(caller=request.caller, id=invitation_id)
+    services.invitation_revoke(caller=request.caller, invitation=invitation)
     messages.success(request, _("Invitation revoked."))
     return redirect("accounts:team", team_id=invitation.team_id)
 
@@ -199,7 +199,8 @@ def invitation_revoke(request: AuthenticatedHttpRequest, invitation_id: int) -> 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = selectors.invitation_by_token(token=token)
     if request.method == "POST" and request.user.is_authenticated:
-        membership = services.invitation_accept(user=request.user, token=token)
+        caller = request.caller  # type: ignore[attr-defined] # accounts.middleware
+        membership = services.invitation_accept(caller=caller, token=token)
         messages.success(request, _("Welcome to %(team)s.") % {"team": membership.team.name})
         return redirect("datasets:list")
     return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
@@ -208,14 +209,14 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 @login_required
 def api_tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
-    teams = selectors.teams_for_user(user=user)
+    teams = selectors.teams_for_caller(caller=request.caller)
     form = ApiTokenForm(request.POST or None, teams=teams)
     created_raw = None
     if request.method == "POST" and form.is_valid():
         team_id = form.cleaned_data["team"]
-        team = selectors.access_team(user=user, id=team_id) if team_id else None
+        team = selectors.access_team(caller=request.caller, id=team_id) if team_id else None
         _token, created_raw = services.api_token_create(
-            user=user,
+            caller=request.caller,
             name=form.cleaned_data["name"],
             team=team,
             expires_at=form.cleaned_data["expires_at"],
@@ -231,6 +232,7 @@ def api_tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def api_token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
-    services.api_token_revoke(user=request.user, token_id=token_id)
+    token = selectors.access_api_token(caller=request.caller, id=token_id)
+    services.api_token_revoke(caller=request.caller, token=token)
     messages.success(request, _("Token revoked."))
     return redirect("accounts:api_tokens")

@@ -1,7 +1,8 @@
-"""The API's list filters: django-filter FilterSets, validated in one place.
+"""The list filters: django-filter FilterSets, one per list, shared by its API and its page.
 
-A list view declares `filterset_class` (its app's `filters.py`) and passes the caller's own
-queryset through `filter_queryset`; the schema reads the same class (core.api.AutoSchema).
+A list API view declares `filterset_class` (its app's `filters.py`) and passes the caller's own
+queryset through `filter_queryset`; the schema reads the same class (core.api.AutoSchema). The
+list page passes the same class to `page_filter`.
 A filter only narrows what the selector already scoped to the caller's teams, so an id of
 another team's object yields an empty list, never its rows.
 
@@ -12,12 +13,15 @@ empty (`?status=`) or a NUL character answers 400 with the parameter named.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
@@ -54,10 +58,14 @@ class StrictFilterForm(forms.Form):
 
 
 class FilterSet(django_filters.FilterSet):
-    """Base of the API's FilterSets (see the module docstring)."""
+    """Base of the list FilterSets (see the module docstring)."""
 
     class Meta:
         form = StrictFilterForm
+
+    def adapt_to_page(self) -> None:
+        """Where a page's form differs from the API's, before it validates (page_filter): a
+        list of the team's objects to choose from where the API reads an id, say."""
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
@@ -104,3 +112,29 @@ def filter_queryset(
     if not filterset.is_valid():
         raise_invalid_filter(filterset.errors)
     return filterset.qs  # type: ignore[no-any-return]
+
+
+def page_filter(
+    *, request: HttpRequest, queryset: QuerySet[Any], filterset_class: type[FilterSet]
+) -> FilterSet:
+    """The list page's filters: the API's, but a value the API refuses is left out, not an
+    error: a page's form shows it as not chosen, and a stale link still shows a list.
+
+    Its `.qs` is `queryset` narrowed by the valid parameters (django-filter filters by the
+    form's cleaned data, which holds only the fields that validated); `.form` renders them.
+    """
+    filterset = filterset_class(data=request.GET or None, queryset=queryset, request=request)
+    filterset.adapt_to_page()
+    return filterset
+
+
+def start_of_day(day: dt.date) -> dt.datetime | None:
+    """Midnight of `day` in the active time zone (the user's, activated per request): dates are
+    the user's days, and comparing created_at with a moment keeps its index usable. None when
+    that moment is past what a datetime holds in UTC (the year 1 east of UTC)."""
+    moment = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    try:
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        return None
+    return moment

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from django.db import models
-
-if TYPE_CHECKING:
-    from mlmanager.accounts.models import Team, User
+from django.db import connection, models
 
 _ModelT = TypeVar("_ModelT", bound=models.Model)
+
+
+class TeamScope(Protocol):
+    """What a team-scoped read needs to know about who asks: `mlmanager.accounts.caller.Caller`
+    has these (a Protocol, so core names no app)."""
+
+    @property
+    def user_id(self) -> int | None: ...
+
+    @property
+    def team_limit(self) -> int | None: ...
+
+
+def deferred_instance(model: type[_ModelT], **values: Any) -> _ModelT:
+    """An instance of `model` as if loaded with only these fields (by attribute name, e.g.
+    `team_id`); the others load from the database on first use. For rows read by raw SQL on a
+    hot path; `from_db` takes the values in the model's field order, which this builds."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    if len(names) != len(values):
+        raise ValueError(f"not fields of {model.__name__}: {sorted(set(values) - set(names))}")
+    return model.from_db(connection.alias, names, [values[name] for name in names])
 
 
 class TimeStampedModel(models.Model):
@@ -23,17 +41,17 @@ class TimeStampedModel(models.Model):
 class TeamScopedQuerySet(models.QuerySet[_ModelT]):
     """Reads that respect team boundaries: every client-supplied id is looked up through these."""
 
-    def for_team(self, team: Team | int) -> TeamScopedQuerySet[_ModelT]:
+    def for_team(self, team: models.Model | int) -> TeamScopedQuerySet[_ModelT]:
         return self.filter(team=team)
 
-    def for_user(self, user: User | Any) -> TeamScopedQuerySet[_ModelT]:
-        if not getattr(user, "is_authenticated", False):
+    def for_caller(self, caller: TeamScope) -> TeamScopedQuerySet[_ModelT]:
+        """Objects of the teams the caller is a member of, narrowed to one team when the
+        credential is limited to it (a team token); nothing for an anonymous caller."""
+        if caller.user_id is None:
             return self.none()
-        queryset = self.filter(team__memberships__user=user)
-        # A team-restricted API token narrows the caller to that one team.
-        restricted_team_id = getattr(user, "restricted_team_id", None)
-        if restricted_team_id is not None:
-            queryset = queryset.filter(team_id=restricted_team_id)
+        queryset = self.filter(team__memberships__user_id=caller.user_id)
+        if caller.team_limit is not None:
+            queryset = queryset.filter(team_id=caller.team_limit)
         return queryset
 
 

@@ -1,8 +1,15 @@
+"""Every list is paginated: the API by ?limit= and ?offset= (StandardPagination,
+paginated_response), the list pages by ?page= (page_of)."""
+
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
+from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -13,6 +20,38 @@ from rest_framework.views import APIView
 from mlmanager.core.filters import raise_invalid_filter
 
 MAX_LIMIT = 500
+
+# Lists whose rows are one short line each (jobs, the prediction logs) show twice as many.
+LONG_LIST_FACTOR = 2
+
+
+class ListPage(Page):
+    """A page of a list page. `query` is the request's query string without `page`: the
+    pager's links (core/partials/_pager.html) keep the list's filters."""
+
+    query = ""
+
+
+class ListPaginator(Paginator):
+    def _get_page(self, *args: Any, **kwargs: Any) -> ListPage:
+        return ListPage(*args, **kwargs)
+
+
+def page_of(
+    request: HttpRequest, items: QuerySet[Any] | Sequence[Any], *, long_list: bool = False
+) -> ListPage:
+    """The page of `items` that `?page=` asks for, for a list page.
+
+    MLMANAGER_PAGE_SIZE rows (LONG_LIST_FACTOR times as many for a `long_list`). A page past
+    the end shows the last one and anything that is not a page number the first, as links
+    people keep outlive the rows they counted.
+    """
+    size = settings.MLMANAGER_PAGE_SIZE * (LONG_LIST_FACTOR if long_list else 1)
+    page = cast(ListPage, ListPaginator(items, size).get_page(request.GET.get("page")))
+    query = request.GET.copy()
+    query.pop("page", None)
+    page.query = query.urlencode()
+    return page
 
 
 class StandardPagination(LimitOffsetPagination):

@@ -35,8 +35,9 @@ class DatasetAdmin(admin.ModelAdmin):
         return False  # a dataset is an upload, processed by a job: the datasets page makes it
 
     def delete_model(self, request: HttpRequest, obj: Dataset) -> None:
-        services.dataset_delete(dataset=obj)  # the row and, after commit, its folder
+        # The row and, after commit, its folder; the staff member is recorded.
+        services.dataset_delete(caller=request.caller, dataset=obj)  # type: ignore[attr-defined]
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> None:
         for dataset in queryset.select_related("job"):
-            services.dataset_delete(dataset=dataset)
+            services.dataset_delete(caller=request.caller, dataset=dataset)  # type: ignore[attr-defined]

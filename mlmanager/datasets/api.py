@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlmanager.accounts.authentication import api_caller
 from mlmanager.core.access import Action
 from mlmanager.core.api import ErrorSerializer, StrictCharField
 from mlmanager.core.errors import ApplicationError
@@ -75,7 +76,7 @@ class DatasetListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         datasets = filter_queryset(
             request=request,
-            queryset=selectors.datasets_for_user(user=request.user),
+            queryset=selectors.datasets_for_caller(caller=api_caller(request)),
             filterset_class=self.filterset_class,
         )
         return paginated_response(
@@ -89,7 +90,7 @@ class DatasetListCreateApi(APIView):
         serializer = self.InputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         dataset = services.dataset_create(
-            user=request.user,
+            caller=api_caller(request),
             upload=serializer.validated_data["file"],
             name=serializer.validated_data.get("name", ""),
             team_id=serializer.validated_data.get("team"),
@@ -110,18 +111,20 @@ class DatasetDetailApi(APIView):
 
     @extend_schema(responses=DatasetDetailOutputSerializer)
     def get(self, request: Request, dataset_id: int) -> Response:
-        dataset = selectors.access_dataset(user=request.user, id=dataset_id)
+        dataset = selectors.access_dataset(caller=api_caller(request), id=dataset_id)
         return Response(DatasetDetailOutputSerializer(dataset).data)
 
     @extend_schema(request=UpdateSerializer, responses=DatasetDetailOutputSerializer)
     def patch(self, request: Request, dataset_id: int) -> Response:
-        dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
+        dataset = selectors.access_dataset(
+            caller=api_caller(request), id=dataset_id, action=Action.CHANGE
+        )
         serializer = self.UpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if not serializer.validated_data:
             raise ApplicationError("Nothing to change: send name and/or column_types.")
         dataset = services.dataset_update(
-            user=request.user,
+            caller=api_caller(request),
             dataset=dataset,
             name=serializer.validated_data.get("name"),
             column_types=serializer.validated_data.get("column_types"),
@@ -130,8 +133,10 @@ class DatasetDetailApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, dataset_id: int) -> Response:
-        dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
-        services.dataset_delete(dataset=dataset)
+        dataset = selectors.access_dataset(
+            caller=api_caller(request), id=dataset_id, action=Action.CHANGE
+        )
+        services.dataset_delete(caller=api_caller(request), dataset=dataset)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -157,7 +162,7 @@ class DatasetPreviewApi(APIView):
         },
     )
     def get(self, request: Request, dataset_id: int) -> Response:
-        dataset = selectors.access_dataset(user=request.user, id=dataset_id)
+        dataset = selectors.access_dataset(caller=api_caller(request), id=dataset_id)
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         offset, limit = filters.validated_data["offset"], filters.validated_data["limit"]

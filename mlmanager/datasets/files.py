@@ -1,5 +1,8 @@
-"""Where dataset files live. Local paths, because pandas and pyarrow read files; the storage
-root is MEDIA_ROOT, inside the data folder."""
+"""Dataset (and batch) files, through the one storage module (mlmanager.core.storage).
+
+Names are relative to the storage root (the data folder, or the S3 bucket and prefix); the
+engine reads local files, which `materialise` provides in either mode.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +10,45 @@ import os
 import shutil
 from pathlib import Path
 
-from django.conf import settings
+from mlmanager.core.storage import (
+    delete,
+    delete_folder,
+    exists,
+    local_path,
+    materialise,
+    open_for_reading,
+    size,
+    updating,
+    working_path,
+    writing,
+)
 
-
-def local_path(relative: str) -> Path:
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / relative).resolve()
-    if root not in path.parents:
-        raise ValueError(f"path escapes the storage root: {relative!r}")
-    return path
+__all__ = [
+    "delete",
+    "exists",
+    "keep_upload",
+    "local_path",
+    "materialise",
+    "open_for_reading",
+    "remove_dir",
+    "size",
+    "updating",
+    "working_path",
+    "writing",
+]
 
 
 def keep_upload(temporary: Path, destination: Path) -> None:
-    """Keep a streamed upload without copying it: a hard link when the upload folder and the
-    storage share a filesystem (they do by default, both in the data folder), else a copy.
-    Django still owns and deletes its temporary file."""
+    """Keep a streamed upload at the local path `destination` (from `writing`) without copying
+    it: a hard link when the upload folder and the destination share a filesystem (they do by
+    default, both in the data folder), else a copy. Django still owns and deletes its
+    temporary file."""
     try:
         os.link(temporary, destination)
     except OSError:
         shutil.copyfile(temporary, destination)
 
 
-def remove_dir(relative: str) -> None:
-    shutil.rmtree(local_path(relative), ignore_errors=True)
-
-
-def remove_file(relative: str) -> None:
-    local_path(relative).unlink(missing_ok=True)
+def remove_dir(name: str) -> None:
+    """Remove a dataset's (or batch's) folder with every file in it."""
+    delete_folder(name)

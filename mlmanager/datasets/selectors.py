@@ -5,52 +5,66 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from mlmanager.core.access import Action, access_team_object
+from mlmanager.accounts.access import access_team_object
+from mlmanager.accounts.caller import Caller
+from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict
-from mlmanager.datasets.files import local_path
+from mlmanager.datasets.files import materialise
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.ingest import read_preview
 
 PREVIEW_MAX_LIMIT = 500
 
 
-def datasets_for_user(*, user: Any, team: Any = None) -> QuerySet[Dataset]:
-    datasets = Dataset.objects.for_user(user).select_related("created_by", "job")
+def datasets_for_caller(*, caller: Caller, team: Any = None) -> QuerySet[Dataset]:
+    datasets = Dataset.objects.for_caller(caller).select_related("created_by", "job")
     if team is not None:
         datasets = datasets.filter(team=team)
     return datasets
 
 
-def access_dataset(*, user: Any, id: Any, action: Action = Action.VIEW) -> Dataset:
+def ready_datasets_for_caller(*, caller: Caller, team: Any = None) -> QuerySet[Dataset]:
+    """The caller's datasets (of `team` when given) whose file and profile can be read now."""
+    return datasets_for_caller(caller=caller, team=team).filter(status=Dataset.Status.READY)
+
+
+def access_dataset(*, caller: Caller, id: Any, action: Action = Action.VIEW) -> Dataset:
     return access_team_object(
-        Dataset.objects.select_related("job", "team"), user=user, id=id, action=action
+        Dataset.objects.select_related("job", "team"), caller=caller, id=id, action=action
     )
 
 
 def access_dataset_of_team(
-    *, user: Any, id: Any, team_id: int, action: Action = Action.VIEW
+    *, caller: Caller, id: Any, team_id: int, action: Action = Action.VIEW
 ) -> Dataset:
     """A dataset for an operation on another object of team `team_id` (a batch of a model
     reads that model's team's datasets only): any other team's dataset is not found, whatever
     the caller's role there."""
     return access_team_object(
         Dataset.objects.select_related("job", "team").filter(team_id=team_id),
-        user=user,
+        caller=caller,
         id=id,
         action=action,
     )
 
 
+def require_dataset_ready(*, dataset: Dataset) -> Dataset:
+    """`dataset` if its file and profile can be read: while it is processing (or after its
+    processing failed) every reader gets the same 409 `dataset_not_ready`."""
+    if dataset.status != Dataset.Status.READY:
+        raise Conflict(_("Wait until the dataset is ready."), code="dataset_not_ready")
+    return dataset
+
+
 def dataset_preview(
     *, dataset: Dataset, offset: int = 0, limit: int = 50
 ) -> tuple[list[str], list[list[Any]]]:
-    if dataset.status != Dataset.Status.READY:
-        raise Conflict("The dataset is not ready yet.", code="dataset_not_ready")
+    require_dataset_ready(dataset=dataset)
     if offset < 0 or not 1 <= limit <= PREVIEW_MAX_LIMIT:
         raise ApplicationError(
             f"offset must be ≥ 0 and limit between 1 and {PREVIEW_MAX_LIMIT}.", code="invalid"
         )
-    return read_preview(local_path(dataset.parquet_path), offset=offset, limit=limit)
+    return read_preview(materialise(dataset.parquet_path), offset=offset, limit=limit)
 
 
 def require_columns(*, dataset: Dataset, names: list[str], field: str) -> None:

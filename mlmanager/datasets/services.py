@@ -12,11 +12,16 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.selectors import access_team, current_team_for
+from mlmanager.audit.models import AuditAction
+from mlmanager.audit.services import audit_record
 from mlmanager.core.access import Action
-from mlmanager.core.errors import ApplicationError, Conflict, NotFound
+from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.datasets import files
+from mlmanager.datasets.jobs import DATASET_PROCESS
 from mlmanager.datasets.models import Dataset, dataset_storage_dir, reading_facts
+from mlmanager.datasets.selectors import require_dataset_ready
 from mlmanager.engine.ingest import (
     SUPPORTED_EXTENSIONS,
     IngestError,
@@ -27,7 +32,6 @@ from mlmanager.engine.ingest import (
     detect_format,
 )
 from mlmanager.engine.profiling import COLUMN_TYPES, profile_parquet
-from mlmanager.jobs.models import Job
 from mlmanager.jobs.runner import JobCancelled, JobContext
 from mlmanager.jobs.services import job_cancel, job_create, job_enqueue
 
@@ -39,13 +43,13 @@ CONVERSION_SHARE = 70
 NUMBER_TYPES = frozenset({"numeric", "integer"})
 
 
-def _resolve_team(*, user: Any, team_id: Any) -> Any:
+def _resolve_team(*, caller: Caller, team_id: Any) -> Any:
     if team_id not in (None, ""):
-        return access_team(user=user, id=team_id, action=Action.CHANGE)
-    team = current_team_for(user=user)
+        return access_team(caller=caller, id=team_id, action=Action.CHANGE)
+    team = current_team_for(caller=caller)
     if team is None:
         raise ApplicationError(_("You are not a member of any team."), code="no_team")
-    return access_team(user=user, id=team.pk, action=Action.CHANGE)
+    return access_team(caller=caller, id=team.pk, action=Action.CHANGE)
 
 
 def source_extension(filename: str) -> str:
@@ -101,14 +105,17 @@ def convert_in_job(
 
 
 def dataset_create(
-    *, user: Any, upload: UploadedFile, name: str = "", team_id: Any = None
+    *, caller: Caller, upload: UploadedFile, name: str = "", team_id: Any = None
 ) -> Dataset:
     """Keep the upload under a server-chosen name and queue the job that converts and profiles it.
 
     What can be told at once (unsupported type, empty file, a binary file) is refused here with
     nothing kept; everything else is the job's to find, and ends in the dataset's `error`.
     """
-    team = _resolve_team(user=user, team_id=team_id)
+    team = _resolve_team(caller=caller, team_id=team_id)
+    user = caller.user
+    if user is None:  # pragma: no cover - access_team refuses an anonymous caller first
+        raise NotFound()
     temporary_path, original_name, extension = checked_upload(upload)
     dataset = Dataset(
         team=team,
@@ -127,14 +134,15 @@ def dataset_create(
 
 def dataset_create_from_parquet(
     *,
+    caller: Caller,
     team: Any,
-    user: Any,
     name: str,
     write_parquet: Callable[[Path], None],
     type_overrides: dict[str, str] | None = None,
 ) -> Dataset:
     """A dataset whose source is a Parquet file the platform writes (`write_parquet` gets the
     path); processed like an upload, with the column types a user chose kept."""
+    user = caller.user
     dataset = Dataset(
         type_overrides=dict(type_overrides or {}),
         team=team,
@@ -154,18 +162,18 @@ def _store_and_process(
     """Write the source file, then record the dataset and queue its processing, together:
     on any failure neither the row nor the folder remains."""
     dataset.full_clean()
-    destination = files.local_path(dataset.source_path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     team = dataset.team
     try:
-        write_source(destination)
-        dataset.size_bytes = destination.stat().st_size
+        with files.writing(dataset.source_path) as destination:
+            write_source(destination)
+            dataset.size_bytes = destination.stat().st_size
         with transaction.atomic():
             dataset.save()
             job = job_create(
                 team=team,
                 created_by=user,
-                kind=Job.Kind.DATASET_PROCESS,
+                kind=DATASET_PROCESS,
+                subject=dataset,
                 description=_("Process %(name)s") % {"name": dataset.name},
             )
             Dataset.objects.filter(pk=dataset.pk).update(job=job)
@@ -183,40 +191,40 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     if dataset is None:
         raise ApplicationError(_("The dataset was deleted before it could be processed."))
-    source = files.local_path(dataset.source_path)
-    parquet = files.local_path(dataset.parquet_path)
-
-    reading = dataset.ingest_report
-    if not parquet.exists() or _needs_reread(reading, dataset.type_overrides):
-        # Written over the old file only once complete: a failure keeps the data as it was.
-        report = convert_in_job(
-            context,
-            source,
-            parquet,
-            original_name=dataset.original_filename,
-            share=CONVERSION_SHARE,
+    # The Parquet file is stored again only once rewritten whole (on S3, uploaded when the
+    # block ends), and before the row says READY.
+    with files.updating(dataset.parquet_path) as parquet:
+        reading = dataset.ingest_report
+        if not parquet.exists() or _needs_reread(reading, dataset.type_overrides):
+            # Written over the old file only once complete: a failure keeps the data as it was.
+            report = convert_in_job(
+                context,
+                files.materialise(dataset.source_path),
+                parquet,
+                original_name=dataset.original_filename,
+                share=CONVERSION_SHARE,
+            )
+            if report.decimal_separator != ".":
+                context.log(_("Read numbers with a decimal comma."))
+            for note in report.notes:
+                context.log(note)
+            reading = report.to_dict()
+            Dataset.objects.filter(pk=dataset_id).update(ingest_report=reading)
+        context.check_cancelled()
+        number_format = reading_number_format(reading)
+        reading = _store_overridden_numbers(
+            context, parquet, reading, dataset.type_overrides, number_format
         )
-        if report.decimal_separator != ".":
-            context.log(_("Read numbers with a decimal comma."))
-        for note in report.notes:
-            context.log(note)
-        reading = report.to_dict()
         Dataset.objects.filter(pk=dataset_id).update(ingest_report=reading)
-    context.check_cancelled()
-    number_format = reading_number_format(reading)
-    reading = _store_overridden_numbers(
-        context, parquet, reading, dataset.type_overrides, number_format
-    )
-    Dataset.objects.filter(pk=dataset_id).update(ingest_report=reading)
-    context.check_cancelled()
-    context.progress(CONVERSION_SHARE, _("Profiling columns"), force=True)
-    profile = profile_parquet(
-        parquet,
-        type_overrides=dataset.type_overrides,
-        should_cancel=context.is_cancel_requested,
-        number_format=number_format,
-        missing_tokens=reading.get("missing_tokens", {}),
-    )
+        context.check_cancelled()
+        context.progress(CONVERSION_SHARE, _("Profiling columns"), force=True)
+        profile = profile_parquet(
+            parquet,
+            type_overrides=dataset.type_overrides,
+            should_cancel=context.is_cancel_requested,
+            number_format=number_format,
+            missing_tokens=reading.get("missing_tokens", {}),
+        )
     _attach_conversions(profile, reading.get("conversions", []))
     context.check_cancelled()
     updated = Dataset.objects.filter(pk=dataset_id).update(
@@ -325,7 +333,7 @@ def dataset_rename(*, dataset: Dataset, name: str) -> Dataset:
 @transaction.atomic
 def dataset_update(
     *,
-    user: Any,
+    caller: Caller,
     dataset: Dataset,
     name: str | None = None,
     column_types: dict[str, str] | None = None,
@@ -334,15 +342,15 @@ def dataset_update(
     if name is not None:
         dataset = dataset_rename(dataset=dataset, name=name)
     if column_types is not None:
-        dataset = dataset_set_column_types(user=user, dataset=dataset, types=column_types)
+        dataset = dataset_set_column_types(caller=caller, dataset=dataset, types=column_types)
     return dataset
 
 
 @transaction.atomic
-def dataset_set_column_types(*, user: Any, dataset: Dataset, types: dict[str, str]) -> Dataset:
+def dataset_set_column_types(*, caller: Caller, dataset: Dataset, types: dict[str, str]) -> Dataset:
     """Override detected column types ("" resets to the detected one); a job re-profiles."""
-    if dataset.status != Dataset.Status.READY:
-        raise Conflict(_("Wait until the dataset is ready."), code="dataset_not_ready")
+    user = caller.user
+    require_dataset_ready(dataset=dataset)
     known = {column["name"] for column in dataset.columns}
     unknown = sorted(set(types) - known)
     if unknown:
@@ -364,7 +372,8 @@ def dataset_set_column_types(*, user: Any, dataset: Dataset, types: dict[str, st
     job = job_create(
         team=dataset.team,
         created_by=user,
-        kind=Job.Kind.DATASET_PROCESS,
+        kind=DATASET_PROCESS,
+        subject=dataset,
         description=_("Re-profile %(name)s") % {"name": dataset.name},
     )
     Dataset.objects.filter(pk=dataset.pk).update(
@@ -377,7 +386,7 @@ def dataset_set_column_types(*, user: Any, dataset: Dataset, types: dict[str, st
     return dataset
 
 
-def dataset_delete(*, dataset: Dataset) -> None:
+def dataset_delete(*, caller: Caller, dataset: Dataset) -> None:
     """Deletes the row and, after commit, its folder. A job still working on it is cancelled."""
     job = dataset.job
     if job is not None and job.is_cancellable:
@@ -387,5 +396,9 @@ def dataset_delete(*, dataset: Dataset) -> None:
         deleted, _rows = Dataset.objects.filter(pk=dataset.pk).delete()
         if not deleted:
             raise NotFound()
+        # The instance keeps its pk (the queryset deleted the row): the record's target id.
+        audit_record(
+            caller=caller, team=dataset.team, action=AuditAction.DATASET_DELETED, target=dataset
+        )
         transaction.on_commit(lambda: files.remove_dir(storage_dir))
     logger.info("dataset %s deleted", dataset.pk)

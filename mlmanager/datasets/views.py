@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from mlmanager.accounts.requests import AuthenticatedHttpRequest
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError
+from mlmanager.core.filters import page_filter
 from mlmanager.core.htmx import render_page_or_partial
-from mlmanager.core.requests import AuthenticatedHttpRequest
+from mlmanager.core.pagination import page_of
 from mlmanager.core.uploads import raise_if_upload_too_large
 from mlmanager.datasets import selectors, services
 from mlmanager.datasets.charts import column_chart
+from mlmanager.datasets.filters import DatasetFilter
 from mlmanager.datasets.forms import ColumnTypeForm, RenameForm, UploadForm
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.profiling import COLUMN_TYPES
@@ -36,7 +38,7 @@ def dataset_list(request: AuthenticatedHttpRequest) -> HttpResponse:
             raise_if_upload_too_large(request)
             if form.is_valid():
                 dataset = services.dataset_create(
-                    user=request.user,
+                    caller=request.caller,
                     upload=form.cleaned_data["file"],
                     name=form.cleaned_data["name"],
                     team_id=team.pk if team else None,
@@ -50,11 +52,12 @@ def dataset_list(request: AuthenticatedHttpRequest) -> HttpResponse:
                 raise
             upload_error = error.message
     datasets = (
-        selectors.datasets_for_user(user=request.user, team=team)
+        selectors.datasets_for_caller(caller=request.caller, team=team)
         if team
         else Dataset.objects.none()
     )
-    page = Paginator(datasets, 25).get_page(request.GET.get("page"))
+    datasets = page_filter(request=request, queryset=datasets, filterset_class=DatasetFilter).qs
+    page = page_of(request, datasets)
     return render_page_or_partial(
         request,
         page="datasets/list.html",
@@ -74,7 +77,7 @@ def _column_rows(dataset: Dataset) -> list[dict[str, object]]:
 
 @login_required
 def dataset_detail(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = selectors.access_dataset(user=request.user, id=dataset_id)
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id)
     context = {
         "dataset": dataset,
         "job": dataset.job,
@@ -92,7 +95,7 @@ def dataset_detail(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpRe
 
 @login_required
 def dataset_preview(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = selectors.access_dataset(user=request.user, id=dataset_id)
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id)
     try:
         page_number = max(1, int(request.GET.get("page", "1")))
     except ValueError:
@@ -120,7 +123,7 @@ def dataset_preview(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpR
 @login_required
 @require_POST
 def dataset_rename(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id, action=Action.CHANGE)
     form = RenameForm(request.POST)
     if form.is_valid():
         services.dataset_rename(dataset=dataset, name=form.cleaned_data["name"])
@@ -133,12 +136,12 @@ def dataset_rename(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpRe
 @login_required
 @require_POST
 def dataset_column_type(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id, action=Action.CHANGE)
     form = ColumnTypeForm(request.POST)
     if not form.is_valid():
         raise ApplicationError(_("Choose one of the listed types."))
     services.dataset_set_column_types(
-        user=request.user,
+        caller=request.caller,
         dataset=dataset,
         types={form.cleaned_data["column"]: form.cleaned_data["type"]},
     )
@@ -149,7 +152,7 @@ def dataset_column_type(request: AuthenticatedHttpRequest, dataset_id: int) -> H
 @login_required
 @require_POST
 def dataset_delete(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = selectors.access_dataset(user=request.user, id=dataset_id, action=Action.CHANGE)
-    services.dataset_delete(dataset=dataset)
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id, action=Action.CHANGE)
+    services.dataset_delete(caller=request.caller, dataset=dataset)
     messages.success(request, _("%(name)s was deleted.") % {"name": dataset.name})
     return redirect("datasets:list")

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlmanager.accounts.authentication import api_caller
 from mlmanager.core.access import Action
 from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
@@ -47,7 +48,7 @@ class JobListApi(APIView):
     def get(self, request: Request) -> Response:
         jobs = filter_queryset(
             request=request,
-            queryset=selectors.jobs_for_user(user=request.user),
+            queryset=selectors.jobs_for_caller(caller=api_caller(request)),
             filterset_class=self.filterset_class,
         )
         return paginated_response(
@@ -58,13 +59,13 @@ class JobListApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
-        job = selectors.access_job(user=request.user, id=job_id)
+        job = selectors.access_job(caller=api_caller(request), id=job_id)
         return Response(JobOutputSerializer(job).data)
 
 
 class JobCancelApi(APIView):
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request: Request, job_id: int) -> Response:
-        job = selectors.access_job(user=request.user, id=job_id, action=Action.CHANGE)
+        job = selectors.access_job(caller=api_caller(request), id=job_id, action=Action.CHANGE)
         job = services.job_cancel(job=job)
         return Response(JobOutputSerializer(job).data)

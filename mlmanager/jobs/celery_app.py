@@ -70,16 +70,13 @@ _presence = None
 
 
 def _worker_ready(sender: Any, **kwargs: Any) -> None:
-    """Register the worker (jobs.workers) once it consumes, and start the training fork
-    server if it takes training work."""
+    """Run the start-up hooks of the queues it takes, then register the worker (jobs.workers)
+    once it consumes."""
     global _presence
-    from mlmanager.jobs.workers import WorkerPresence, detect_gpus
+    from mlmanager.jobs.workers import WorkerPresence, detect_gpus, run_startup_hooks
 
     queues = sorted(sender.app.amqp.queues.consume_from)
-    if "training" in queues:
-        from mlmanager.engine.training.process import warm_up
-
-        warm_up()
+    run_startup_hooks(queues)
     _presence = WorkerPresence(backend="celery", queues=queues, gpus=detect_gpus()).start()
 
 

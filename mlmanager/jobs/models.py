@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.core.models import TeamOwnedModel
+from mlmanager.core.registries import job_kinds
+
+
+def validate_kind(value: str) -> None:
+    """Kinds are registered by the apps (core.registries.job_kinds), not listed here: a new
+    kind needs no migration of this table."""
+    if value not in job_kinds:
+        raise ValidationError(_("Unknown job kind: %(kind)s"), params={"kind": value})
 
 
 class Job(TeamOwnedModel):
-    """One long operation (dataset processing, training, batch prediction).
+    """One long operation (dataset processing, training, batch prediction...).
 
     Moves queued -> running -> succeeded | failed | cancelled, each move a conditional UPDATE so
-    two workers can never both run it. `result` references what the job produced.
+    two workers can never both run it. `kind` is one of the registered job kinds; `subject` is
+    what the job works on (a dataset, a training run, a batch), of that kind's subject model.
+    `result` references what the job produced.
     """
-
-    class Kind(models.TextChoices):
-        DATASET_PROCESS = "dataset.process", _("Process dataset")
-        MACHINE_TRAIN = "machine.train", _("Train model")
-        BATCH_PREDICT = "batch.predict", _("Batch prediction")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -33,7 +43,13 @@ class Job(TeamOwnedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    kind = models.CharField(max_length=40, choices=Kind.choices)
+    kind = models.CharField(max_length=40, validators=[validate_kind])
+    # Null only for jobs whose subject is gone or was never recorded (rows older than subjects).
+    subject_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = GenericForeignKey("subject_type", "subject_id")
     description = models.CharField(max_length=200, blank=True)
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -63,12 +79,18 @@ class Job(TeamOwnedModel):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"], name="job_subject")]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_max")
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+        return f"{self.kind_label} #{self.pk} ({self.status})"
+
+    @property
+    def kind_label(self) -> Any:
+        # A kind whose app was removed still shows, by its name.
+        return job_kinds.get(self.kind).label if self.kind in job_kinds else self.kind
 
     @property
     def is_finished(self) -> bool:

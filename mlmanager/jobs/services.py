@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django_tasks import task_backends
 
 from mlmanager.core.errors import Conflict
+from mlmanager.core.registries import job_kinds
 from mlmanager.jobs.models import Job, Worker
 from mlmanager.jobs.signals import job_changed
 
@@ -33,12 +34,46 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def job_create(*, team: Any, created_by: Any, kind: str, description: str = "") -> Job:
+def job_create(
+    *,
+    team: Any,
+    created_by: Any,
+    kind: str,
+    subject: models.Model | None = None,
+    description: str = "",
+) -> Job:
+    """A queued job of a registered `kind`. `subject` (what it works on) may be set later with
+    job_set_subject when it is created after its job (a training run needs its job first)."""
     job = Job(team=team, created_by=created_by, kind=kind, description=description[:200])
+    if subject is not None:
+        _check_subject(job, subject)
+        job.subject = subject
     job.full_clean()
     job.save()
     job_changed.send(sender=Job, job_id=job.pk)
     return job
+
+
+def job_set_subject(*, job: Job, subject: models.Model) -> Job:
+    """Record what the job works on, once that exists (created in the job's transaction)."""
+    _check_subject(job, subject)
+    job.subject = subject
+    job.save(update_fields=["subject_type", "subject_id"])
+    return job
+
+
+def _check_subject(job: Job, subject: models.Model) -> None:
+    """A subject of another model would send the kind's live events and links astray; one of
+    another team would lead the job's team to data that is not theirs."""
+    kind = job_kinds.get(job.kind)  # LookupError for a kind no app registered
+    if subject._meta.label_lower != kind.subject_model.lower():
+        raise ValueError(
+            f"a {kind.name} job works on a {kind.subject_model.lower()}, "
+            f"not a {subject._meta.label_lower}"
+        )
+    subject_team_id = getattr(subject, "team_id", None)  # None: not a team's object
+    if subject_team_id is not None and subject_team_id != job.team_id:
+        raise ValueError(f"job {job.pk} and its subject belong to different teams")
 
 
 def job_enqueue(*, job: Job, task: Any, **task_kwargs: Any) -> None:
@@ -209,6 +244,10 @@ def job_cancel(*, job: Job) -> Job:
     job.refresh_from_db()
     job_changed.send(sender=Job, job_id=job.pk)
     return job
+
+
+def reaper_interval_s() -> float:
+    return float(settings.MLMANAGER_REAPER_INTERVAL_S)
 
 
 def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Collection
 from typing import Any
 
 import psutil
@@ -19,12 +20,21 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from mlmanager.core.registries import queue_startup_hooks
 from mlmanager.jobs.models import Worker
 from mlmanager.jobs.services import worker_name
 
 logger = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
+
+
+def run_startup_hooks(queues: Collection[str]) -> None:
+    """Before a worker takes work: the start-up hooks the apps registered for its queues."""
+    for hook in queue_startup_hooks:
+        if hook.queue in queues:
+            logger.info("worker start-up: %s (queue %s)", hook.name, hook.queue)
+            hook.run()
 
 
 def detect_gpus() -> list[dict[str, Any]]:

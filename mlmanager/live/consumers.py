@@ -17,8 +17,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from mlmanager.accounts.models import User
-from mlmanager.accounts.selectors import current_team_for, teams_for_user
+from mlmanager.accounts.caller import Caller
+from mlmanager.accounts.selectors import current_team_for, teams_for_caller, user_is_active
 from mlmanager.live.events import Event, team_group, user_group
 from mlmanager.live.polling import TeamJobWatch
 
@@ -31,20 +31,29 @@ POLL_INTERVAL_S = 1.0
 MEMBERSHIP_CHECK_S = 30.0
 
 
-def _current_team_id(user: User) -> int | None:
-    team = current_team_for(user=user)
+def socket_caller(scope: dict[str, Any]) -> Caller | None:
+    """The caller of a socket: its session's user (AuthMiddlewareStack), None when signed out."""
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None
+    client = scope.get("client") or (None,)
+    return Caller.for_session(user, address=client[0])
+
+
+def _current_team_id(caller: Caller) -> int | None:
+    team = current_team_for(caller=caller)
     return team.pk if team is not None else None
 
 
-def _still_allowed(user: User, team_id: int, session: Any) -> bool:
+def _still_allowed(caller: Caller, team_id: int, session: Any) -> bool:
     """The user is still active, still signed in with this session (not logged out since),
     and still a member of the team."""
-    if not User.objects.filter(pk=user.pk, is_active=True).exists():
+    if caller.user is None or not user_is_active(user_id=caller.user.pk):
         return False
     key = getattr(session, "session_key", None)
     if key is None or not session.exists(key):
         return False
-    return teams_for_user(user=user).filter(pk=team_id).exists()
+    return teams_for_caller(caller=caller).filter(pk=team_id).exists()
 
 
 class JobEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -55,15 +64,17 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
     watcher: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        caller = socket_caller(self.scope)
+        if caller is None:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
-        team_id = await database_sync_to_async(_current_team_id)(user)
+        user = self.scope["user"]
+        team_id = await database_sync_to_async(_current_team_id)(caller)
         if team_id is None:
             await self.close()
             return
         self.user = user
+        self.caller = caller
         self.team_id = team_id
         if self.channel_layer is not None:
             await self.channel_layer.group_add(team_group(team_id), self.channel_name)
@@ -104,7 +115,7 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(POLL_INTERVAL_S if self.watch is not None else MEMBERSHIP_CHECK_S)
             try:
                 allowed = await database_sync_to_async(_still_allowed)(
-                    self.user, self.team_id, self.scope.get("session")
+                    self.caller, self.team_id, self.scope.get("session")
                 )
                 if not allowed:
                     await self._close_not_a_member()

@@ -1,8 +1,10 @@
 """What a page hears about a job, and how it travels in scale-out mode (a channel layer).
 
-An event is a small JSON object built from the Job row, plus the object the job works for so a
-page can tell whether it concerns it: `dataset_id` (processing a dataset), `machine_id` (the
-model a training or a batch prediction belongs to), `batch_id` (a batch prediction).
+An event is a small JSON object built from the Job row, plus fields that say which page it
+concerns, found from the job's subject by the resolver its app registered for the job's kind
+(core.registries.live_event_resolvers): e.g. `dataset_id`, `machine_id`, `batch_id`. Every event
+carries every registered field (null where its resolver did not set it), so pages see one shape.
+This module names no app.
 
 Scale-out: `on_job_changed` receives `job_changed` in whatever process changed the job (usually
 a worker) and, once the change is committed, sends the event to the team's group. Without a
@@ -19,16 +21,14 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
-from django.db.models.functions import Length, Right
 
-from mlmanager.datasets.models import Dataset
-from mlmanager.jobs.models import Job
+from mlmanager.core.registries import live_event_resolvers
+from mlmanager.jobs.selectors import job_event_rows
 
 logger = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 5
-# The tail is cut in the database: a training log can be long, and it is read on every change.
+# Enough for LOG_TAIL_LINES lines of a training log; cut in the database (job_event_rows).
 LOG_TAIL_CHARS = 2000
 
 Event = dict[str, Any]
@@ -51,35 +51,30 @@ def user_group(user_id: int) -> str:
 
 
 def job_events(*, job_ids: Iterable[int]) -> list[tuple[int, Event]]:
-    """(team id, event) for each job that still exists, in one query."""
+    """(team id, event) for each job that still exists: one query for the jobs, then one call
+    of each resolver whose kind is among them."""
     ids = list(job_ids)
     if not ids:
         return []
-    dataset = Dataset.objects.filter(job=OuterRef("pk")).order_by().values("pk")[:1]
-    rows = (
-        Job.objects.filter(pk__in=ids)
-        .order_by("pk")
-        .annotate(
-            log_length=Length("log"),
-            log_end=Right("log", LOG_TAIL_CHARS),
-            dataset_ref=Subquery(dataset),
-        )
-        .values(
-            "pk",
-            "team_id",
-            "kind",
-            "status",
-            "progress",
-            "message",
-            "log_length",
-            "log_end",
-            "dataset_ref",
-            "training_run__machine_id",
-            "batch__id",
-            "batch__machine_id",
-        )
-    )
-    return [(row["team_id"], _event(row)) for row in rows]
+    rows = job_event_rows(job_ids=ids, log_tail_chars=LOG_TAIL_CHARS)
+    pages = _pages(rows)
+    blank = dict.fromkeys(field for resolver in live_event_resolvers for field in resolver.fields)
+    return [(row["team_id"], {**_event(row), **blank, **pages.get(row["pk"], {})}) for row in rows]
+
+
+def _pages(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Job id -> the page fields its kind's resolver gave for its subject."""
+    subjects: dict[str, dict[int, list[int]]] = {}  # kind -> subject id -> job ids
+    for row in rows:
+        if row["subject_id"] is not None and row["kind"] in live_event_resolvers:
+            subjects.setdefault(row["kind"], {}).setdefault(row["subject_id"], []).append(row["pk"])
+    pages: dict[int, dict[str, Any]] = {}
+    for kind, jobs_of_subject in subjects.items():
+        resolver = live_event_resolvers.get(kind)
+        for subject_id, fields in resolver.resolve(list(jobs_of_subject)).items():
+            for job_id in jobs_of_subject.get(subject_id, []):
+                pages[job_id] = {name: fields.get(name) for name in resolver.fields}
+    return pages
 
 
 def _event(row: dict[str, Any]) -> Event:
@@ -91,10 +86,7 @@ def _event(row: dict[str, Any]) -> Event:
         "progress": row["progress"],
         "message": row["message"],
         "log_tail": _log_tail(row["log_end"] or "", cut=(row["log_length"] or 0) > LOG_TAIL_CHARS),
-        "finished": row["status"] in Job.FINISHED_STATUSES,
-        "dataset_id": row["dataset_ref"],
-        "machine_id": row["training_run__machine_id"] or row["batch__machine_id"],
-        "batch_id": row["batch__id"],
+        "finished": row["finished"],
     }
 
 

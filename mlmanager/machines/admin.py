@@ -49,11 +49,12 @@ class MachineAdmin(admin.ModelAdmin):
         return False  # made from a dataset on the models page
 
     def delete_model(self, request: HttpRequest, obj: Machine) -> None:
-        machine_delete(machine=obj)  # cancels its training, removes its files after commit
+        # Cancels its training, removes its files after commit; the staff member is recorded.
+        machine_delete(caller=request.caller, machine=obj)  # type: ignore[attr-defined]
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Machine]) -> None:
         for machine in queryset:
-            machine_delete(machine=machine)
+            machine_delete(caller=request.caller, machine=machine)  # type: ignore[attr-defined]
 
 
 class RecordAdmin(ReadOnlyAdmin):

@@ -11,13 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlmanager.accounts.authentication import api_caller
 from mlmanager.core.access import Action
 from mlmanager.core.api import StrictCharField
 from mlmanager.core.errors import ApplicationError
 from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.parsers import JSONParser
-from mlmanager.core.requests import api_user
 from mlmanager.datasets.selectors import access_dataset
 from mlmanager.engine.training import TASKS
 from mlmanager.machines import selectors, services
@@ -68,15 +68,9 @@ class MachineDetailOutputSerializer(MachineOutputSerializer):
     @extend_schema_field(LeftOutColumnSerializer(many=True))
     def get_left_out_columns(self, machine: Machine) -> list[dict[str, Any]]:
         """Columns of the dataset that are neither inputs nor outputs, and why."""
-        if machine.dataset is None:
-            return []
-        plan = selectors.input_plan(
-            dataset=machine.dataset, outputs=machine.output_names, inputs=list(machine.inputs)
-        )
         return [
             {"name": row["name"], "type": row["type"], "reason": row["reason"]}
-            for row in plan
-            if not row["included"]
+            for row in selectors.left_out_columns(machine=machine)
         ]
 
 
@@ -214,7 +208,7 @@ class MachineListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         machines = filter_queryset(
             request=request,
-            queryset=selectors.machines_for_user(user=request.user),
+            queryset=selectors.machines_for_caller(caller=api_caller(request)),
             filterset_class=self.filterset_class,
         )
         return paginated_response(
@@ -226,10 +220,10 @@ class MachineListCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        user = api_user(request)
-        dataset = access_dataset(user=user, id=data["dataset"], action=Action.CHANGE)
+        caller = api_caller(request)
+        dataset = access_dataset(caller=caller, id=data["dataset"], action=Action.CHANGE)
         machine = services.machine_create(
-            user=user,
+            caller=caller,
             dataset=dataset,
             outputs=data["outputs"],
             name=data.get("name", ""),
@@ -239,7 +233,7 @@ class MachineListCreateApi(APIView):
             time_budget_s=data.get("time_budget_s"),
             metric=data.get("metric"),
         )
-        machine = selectors.access_machine(user=user, id=machine.pk)
+        machine = selectors.access_machine(caller=caller, id=machine.pk)
         return Response(MachineDetailOutputSerializer(machine).data, status=status.HTTP_201_CREATED)
 
 
@@ -257,12 +251,14 @@ class MachineDetailApi(APIView):
 
     @extend_schema(responses=MachineDetailOutputSerializer)
     def get(self, request: Request, machine_id: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id)
+        machine = selectors.access_machine(caller=api_caller(request), id=machine_id)
         return Response(MachineDetailOutputSerializer(machine).data)
 
     @extend_schema(request=UpdateSerializer, responses=MachineDetailOutputSerializer)
     def patch(self, request: Request, machine_id: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+        machine = selectors.access_machine(
+            caller=api_caller(request), id=machine_id, action=Action.CHANGE
+        )
         serializer = self.UpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if not serializer.validated_data:
@@ -271,13 +267,15 @@ class MachineDetailApi(APIView):
                 "time_budget_s and/or metric."
             )
         services.machine_update(machine=machine, **serializer.validated_data)
-        machine = selectors.access_machine(user=request.user, id=machine_id)
+        machine = selectors.access_machine(caller=api_caller(request), id=machine_id)
         return Response(MachineDetailOutputSerializer(machine).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, machine_id: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
-        services.machine_delete(machine=machine)
+        machine = selectors.access_machine(
+            caller=api_caller(request), id=machine_id, action=Action.CHANGE
+        )
+        services.machine_delete(caller=api_caller(request), machine=machine)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -289,13 +287,17 @@ class MachineStartTrainingApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={202: RunOutputSerializer})
     def post(self, request: Request, machine_id: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+        machine = selectors.access_machine(
+            caller=api_caller(request), id=machine_id, action=Action.CHANGE
+        )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.training_start(
-            user=api_user(request), machine=machine, seed=serializer.validated_data.get("seed", 0)
+            caller=api_caller(request),
+            machine=machine,
+            seed=serializer.validated_data.get("seed", 0),
         )
-        run = selectors.access_run(user=request.user, id=run.pk)
+        run = selectors.access_run(caller=api_caller(request), id=run.pk)
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -317,7 +319,7 @@ class MachineTrainingStatusApi(APIView):
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request: Request, machine_id: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id)
+        machine = selectors.access_machine(caller=api_caller(request), id=machine_id)
         state = selectors.machine_training_status(machine=machine)
         run, version = state["run"], state["active_version"]
         data = {
@@ -349,23 +351,23 @@ class MachineTrainingStatusApi(APIView):
 class RunDetailApi(APIView):
     @extend_schema(responses=RunOutputSerializer)
     def get(self, request: Request, run_id: int) -> Response:
-        run = selectors.access_run(user=request.user, id=run_id)
+        run = selectors.access_run(caller=api_caller(request), id=run_id)
         return Response(RunOutputSerializer(run).data)
 
 
 class RunCancelApi(APIView):
     @extend_schema(request=None, responses=RunOutputSerializer)
     def post(self, request: Request, run_id: int) -> Response:
-        run = selectors.access_run(user=request.user, id=run_id, action=Action.CHANGE)
+        run = selectors.access_run(caller=api_caller(request), id=run_id, action=Action.CHANGE)
         services.training_cancel(run=run)
-        run = selectors.access_run(user=request.user, id=run_id)
+        run = selectors.access_run(caller=api_caller(request), id=run_id)
         return Response(RunOutputSerializer(run).data)
 
 
 class MachineVersionListApi(APIView):
     @extend_schema(responses=VersionOutputSerializer(many=True))
     def get(self, request: Request, machine_id: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id)
+        machine = selectors.access_machine(caller=api_caller(request), id=machine_id)
         return paginated_response(
             request=request,
             view=self,
@@ -405,7 +407,7 @@ class MachineVersionDetailApi(APIView):
 
     @extend_schema(responses=VersionOutputSerializer)
     def get(self, request: Request, machine_id: int, number: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id)
+        machine = selectors.access_machine(caller=api_caller(request), id=machine_id)
         version = selectors.access_version(machine=machine, number=number)
         return Response(
             VersionOutputSerializer(
@@ -415,14 +417,18 @@ class MachineVersionDetailApi(APIView):
 
     @extend_schema(request=UpdateSerializer, responses=VersionOutputSerializer)
     def patch(self, request: Request, machine_id: int, number: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+        machine = selectors.access_machine(
+            caller=api_caller(request), id=machine_id, action=Action.CHANGE
+        )
         version = selectors.access_version(machine=machine, number=number)
         # A PATCH changes what it names; an empty one changes nothing.
         serializer = self.UpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         if "threshold" in serializer.validated_data:
             services.version_set_threshold(
-                version=version, threshold=serializer.validated_data["threshold"]
+                caller=api_caller(request),
+                version=version,
+                threshold=serializer.validated_data["threshold"],
             )
         return Response(
             VersionOutputSerializer(
@@ -434,9 +440,11 @@ class MachineVersionDetailApi(APIView):
 class MachineVersionActivateApi(APIView):
     @extend_schema(request=None, responses=VersionOutputSerializer)
     def post(self, request: Request, machine_id: int, number: int) -> Response:
-        machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+        machine = selectors.access_machine(
+            caller=api_caller(request), id=machine_id, action=Action.CHANGE
+        )
         version = selectors.access_version(machine=machine, number=number)
-        services.version_activate(machine=machine, version=version)
+        services.version_activate(caller=api_caller(request), machine=machine, version=version)
         return Response(
             VersionOutputSerializer(version, context={"active_version_id": version.pk}).data
         )

@@ -1,7 +1,37 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class MachinesConfig(AppConfig):
     name = "mlmanager.machines"
     label = "machines"
     verbose_name = "Models"
+    # Where config/urls.py mounts this app's urls.py.
+    url_prefix = "models/"
+
+    def ready(self) -> None:
+        from mlmanager.core.registries import (
+            JobKind,
+            LiveEventResolver,
+            QueueStartupHook,
+            job_kinds,
+            live_event_resolvers,
+            queue_startup_hooks,
+        )
+        from mlmanager.machines.jobs import (
+            MACHINE_TRAIN,
+            TRAINING_QUEUE,
+            training_links,
+            training_pages,
+            warm_up_training,
+        )
+
+        job_kinds.register(
+            JobKind(MACHINE_TRAIN, _("Train model"), "machines.TrainingRun", training_links)
+        )
+        live_event_resolvers.register(
+            LiveEventResolver(MACHINE_TRAIN, ("machine_id",), training_pages)
+        )
+        queue_startup_hooks.register(
+            QueueStartupHook("machines.warm_up_training", TRAINING_QUEUE, warm_up_training)
+        )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from mlmanager.core.access import Action, access_team_object, parse_id
+from mlmanager.accounts.access import access_team_object
+from mlmanager.accounts.caller import Caller
+from mlmanager.accounts.models import User
+from mlmanager.accounts.tokens import token_grant
+from mlmanager.core.access import Action, parse_id, require_role_action
 from mlmanager.core.errors import Conflict, NotFound
+from mlmanager.core.models import deferred_instance
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.artifacts import ArtifactError
 from mlmanager.engine.training import TrainedModel, load_model
@@ -20,10 +26,10 @@ from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
 RUNNING_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
 
 
-def machines_for_user(*, user: Any, team: Any = None) -> QuerySet[Machine]:
+def machines_for_caller(*, caller: Caller, team: Any = None) -> QuerySet[Machine]:
     machines = (
         Machine.objects.with_status()
-        .for_user(user)
+        .for_caller(caller)
         .select_related("created_by", "dataset", "active_version")
     )
     if team is not None:
@@ -31,19 +37,88 @@ def machines_for_user(*, user: Any, team: Any = None) -> QuerySet[Machine]:
     return machines
 
 
-def access_machine(*, user: Any, id: Any, action: Action = Action.VIEW) -> Machine:
+def access_machine(*, caller: Caller, id: Any, action: Action = Action.VIEW) -> Machine:
     return access_team_object(
         Machine.objects.with_status().select_related("team", "dataset", "active_version__run__job"),
-        user=user,
+        caller=caller,
         id=id,
         action=action,
     )
 
 
-def access_run(*, user: Any, id: Any, action: Action = Action.VIEW) -> TrainingRun:
+def access_machine_to_predict(*, caller: Caller, id: Any) -> Machine:
+    """A model the caller may predict with, and its active version, reading only the columns
+    the predict path needs (one query of a few columns on every API call; anything else
+    loads on first use, e.g. a version's outputs when it is not in the serving cache yet)."""
+    return access_team_object(
+        Machine.objects.select_related("active_version").only(
+            "id", "team_id", "active_version__id", "active_version__number"
+        ),
+        caller=caller,
+        id=id,
+        action=Action.VIEW,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictGrant:
+    """What one query found for a bearer token on the predict path: the caller the token stands
+    for, and the model when the caller may predict with it (None: not found, for this caller)."""
+
+    caller: Caller
+    user: User  # the token's user: the caller's, never None
+    token_id: int
+    machine: Machine | None
+    token_last_used_is_stale: bool
+
+
+def predict_grant_for_token(
+    *, raw_token: str, machine_id: Any, address: str | None = None
+) -> PredictGrant | None:
+    """The bearer token check and `access_machine_to_predict` in one query (the token's rules
+    are accounts' `token_grant`), or None when the token is unknown, revoked, expired or its
+    user deactivated (401). The model and its active version are deferred instances: any other
+    field loads on first use."""
+    grant = token_grant(
+        raw_token=raw_token,
+        target=Machine,
+        target_id=machine_id,
+        # The threshold too: serving reads it on every answer (served_version).
+        columns=("o.team_id", "v.id", "v.number", "v.threshold"),
+        joins=f"LEFT JOIN {ModelVersion._meta.db_table} v ON v.id = o.active_version_id",
+        address=address,
+    )
+    if grant is None:
+        return None
+    machine = None
+    if grant.role is not None:
+        require_role_action(grant.role, Action.VIEW)
+        team_id, version_id, number, threshold = grant.values
+        machine_pk = parse_id(machine_id)
+        machine = deferred_instance(
+            Machine, id=machine_pk, team_id=team_id, active_version_id=version_id
+        )
+        if version_id is not None:
+            machine.active_version = deferred_instance(
+                ModelVersion,
+                id=version_id,
+                machine_id=machine_pk,
+                number=number,
+                threshold=threshold,
+            )
+    return PredictGrant(
+        caller=grant.caller,
+        user=grant.user,
+        token_id=grant.token_id,
+        machine=machine,
+        token_last_used_is_stale=grant.token_last_used_is_stale,
+    )
+
+
+def access_run(*, caller: Caller, id: Any, action: Action = Action.VIEW) -> TrainingRun:
     return access_team_object(
         TrainingRun.objects.select_related("job", "machine", "version"),
-        user=user,
+        caller=caller,
         id=id,
         action=action,
     )
@@ -68,7 +143,7 @@ def version_model(*, version: ModelVersion, output: str) -> TrainedModel:
         raise NotFound(_("This version does not predict “%(name)s”.") % {"name": output})
     try:
         return load_model(
-            files.local_path(record["artifact"]),
+            files.materialise_artifact(record["artifact"]),
             key=files.artifact_key(),
             signature=record["artifact_signature"],
         )
@@ -166,6 +241,17 @@ def input_plan(
             }
         )
     return plan
+
+
+def left_out_columns(*, machine: Machine) -> list[dict[str, Any]]:
+    """The columns of the model's dataset that are neither its inputs nor its outputs, each
+    with why (input_plan's rows); none once the dataset is deleted."""
+    if machine.dataset is None:
+        return []
+    plan = input_plan(
+        dataset=machine.dataset, outputs=machine.output_names, inputs=list(machine.inputs)
+    )
+    return [row for row in plan if not row["included"]]
 
 
 def _left_out_reason(column: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -16,14 +15,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from mlmanager.accounts.requests import AuthenticatedHttpRequest
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError
+from mlmanager.core.filters import page_filter
 from mlmanager.core.htmx import render_page_or_partial
-from mlmanager.core.requests import AuthenticatedHttpRequest
-from mlmanager.datasets.selectors import access_dataset
+from mlmanager.core.pagination import page_of
+from mlmanager.datasets.selectors import access_dataset, require_dataset_ready
 from mlmanager.engine.training import TrainingError, infer_task
 from mlmanager.engine.training.spec import CV_FOLDS, HOLDOUT_SHARE
 from mlmanager.machines import charts, selectors, services
+from mlmanager.machines.filters import MachineFilter
 from mlmanager.machines.forms import (
     CREATE_ONLY,
     CUSTOM_BUDGET,
@@ -48,11 +50,12 @@ def _is_user_error(error: ApplicationError) -> bool:
 def machine_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     team = request.team
     machines = (
-        selectors.machines_for_user(user=request.user, team=team)
+        selectors.machines_for_caller(caller=request.caller, team=team)
         if team
         else Machine.objects.none()
     )
-    page = Paginator(machines, 25).get_page(request.GET.get("page"))
+    machines = page_filter(request=request, queryset=machines, filterset_class=MachineFilter).qs
+    page = page_of(request, machines)
     _count_kept_versions(list(page))
     return render_page_or_partial(
         request,
@@ -85,9 +88,8 @@ def machine_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     POST creates the model and, unless the user chose "Create without training", starts its
     training: coming from "Train a model", one click trains."""
     params = request.POST if request.method == "POST" else request.GET
-    dataset = access_dataset(user=request.user, id=params.get("dataset"), action=Action.CHANGE)
-    if dataset.status != dataset.Status.READY:
-        raise ApplicationError(_("Wait until the dataset is ready."), code="dataset_not_ready")
+    dataset = access_dataset(caller=request.caller, id=params.get("dataset"), action=Action.CHANGE)
+    require_dataset_ready(dataset=dataset)
     candidates = selectors.output_candidates(dataset=dataset)
     outputs_form = OutputsForm(
         params if "outputs" in params else None,
@@ -127,7 +129,7 @@ def _create_review(
         train = form.cleaned_data["then"] != CREATE_ONLY
         try:
             machine = services.machine_create(
-                user=request.user, dataset=dataset, train=train, **form.service_arguments()
+                caller=request.caller, dataset=dataset, train=train, **form.service_arguments()
             )
         except ApplicationError as failure:
             if not _is_user_error(failure):
@@ -225,7 +227,7 @@ def _with_search_curves(
 
 @login_required
 def machine_detail(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
-    machine = selectors.access_machine(user=request.user, id=machine_id)
+    machine = selectors.access_machine(caller=request.caller, id=machine_id)
     active_run = selectors.machine_active_run(machine=machine)
     version = machine.active_version
     versions = selectors.versions_for_machine(machine=machine)
@@ -239,17 +241,7 @@ def machine_detail(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
         "accuracy": live_accuracy(machine=machine),
         "versions": versions,
         "runs": list(selectors.runs_for_machine(machine=machine)[:RUNS_SHOWN]),
-        "left_out": [
-            row
-            for row in (
-                selectors.input_plan(
-                    dataset=machine.dataset, outputs=machine.output_names, inputs=machine.inputs
-                )
-                if machine.dataset
-                else []
-            )
-            if not row["included"]
-        ],
+        "left_out": selectors.left_out_columns(machine=machine),
         "edit_form": MachineEditForm(
             initial={
                 "name": machine.name,
@@ -283,10 +275,10 @@ def _act(request: AuthenticatedHttpRequest, action: Any, success: str) -> None:
 @login_required
 @require_POST
 def machine_train(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
-    machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    machine = selectors.access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
     _act(
         request,
-        lambda: services.training_start(user=request.user, machine=machine),
+        lambda: services.training_start(caller=request.caller, machine=machine),
         _("Training queued."),
     )
     return redirect("machines:detail", machine_id=machine.pk)
@@ -295,7 +287,7 @@ def machine_train(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRes
 @login_required
 @require_POST
 def machine_edit(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
-    machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    machine = selectors.access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
     form = MachineEditForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("The name cannot be empty."))
@@ -313,8 +305,8 @@ def machine_edit(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResp
 @login_required
 @require_POST
 def machine_delete(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
-    machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
-    services.machine_delete(machine=machine)
+    machine = selectors.access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
+    services.machine_delete(caller=request.caller, machine=machine)
     messages.success(request, _("%(name)s was deleted.") % {"name": machine.name})
     return redirect("machines:list")
 
@@ -324,9 +316,9 @@ def machine_delete(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
 def version_activate(
     request: AuthenticatedHttpRequest, machine_id: int, number: int
 ) -> HttpResponse:
-    machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    machine = selectors.access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
     version = selectors.access_version(machine=machine, number=number)
-    services.version_activate(machine=machine, version=version)
+    services.version_activate(caller=request.caller, machine=machine, version=version)
     messages.success(request, _("Version %(number)s is now active.") % {"number": version.number})
     return redirect("machines:detail", machine_id=machine.pk)
 
@@ -334,7 +326,7 @@ def version_activate(
 @login_required
 @require_POST
 def run_cancel(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.access_run(user=request.user, id=run_id, action=Action.CHANGE)
+    run = selectors.access_run(caller=request.caller, id=run_id, action=Action.CHANGE)
     _act(
         request,
         lambda: services.training_cancel(run=run),

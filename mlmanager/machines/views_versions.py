@@ -12,9 +12,9 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from mlmanager.accounts.requests import AuthenticatedHttpRequest
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError
-from mlmanager.core.requests import AuthenticatedHttpRequest
 from mlmanager.machines import selectors, services, views
 
 
@@ -26,7 +26,7 @@ def version_threshold(
     """Set the decision threshold from the model page's form (empty: back to the more probable
     class). An htmx request gets the model page's body back, with the new precision and recall;
     a plain form post is redirected to the page."""
-    machine = selectors.access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    machine = selectors.access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
     version = selectors.access_version(machine=machine, number=number)
     raw = request.POST.get("threshold", "").strip().replace(",", ".")
     try:
@@ -37,7 +37,7 @@ def version_threshold(
                 _("The threshold must be a number between 0 and 1 (both excluded)."),
                 code="invalid_threshold",
             ) from None
-        services.version_set_threshold(version=version, threshold=threshold)
+        services.version_set_threshold(caller=request.caller, version=version, threshold=threshold)
     except ApplicationError as error:
         if error.status_code != 400:
             raise

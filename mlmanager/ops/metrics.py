@@ -5,19 +5,17 @@ processes count, so `mlmanager web` sets PROMETHEUS_MULTIPROC_DIR (ops.webserver
 prometheus_client then writes every count to a file per process, and the scrape sums the files.
 
 Jobs run on other machines, so job metrics are not counted anywhere: `JobsCollector` reads them
-from the Job and Worker tables at each scrape, a few aggregate queries whatever the table size.
+from the Job and Worker tables at each scrape (jobs.selectors), a few aggregate queries whatever
+the table size.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
-from django.utils import timezone
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -31,7 +29,12 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from mlmanager.jobs.models import Job, Worker
+from mlmanager.jobs.selectors import (
+    alive_worker_count,
+    finished_job_durations,
+    job_counts_by_kind_and_status,
+    queued_job_counts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,74 +111,41 @@ class JobsCollector(Collector):
         family = GaugeMetricFamily(
             "mlmanager_jobs", "Jobs by kind and status.", labels=["kind", "status"]
         )
-        counts = {
-            (row["kind"], row["status"]): row["count"]
-            for row in Job.objects.order_by().values("kind", "status").annotate(count=Count("pk"))
-        }
-        # Every known pair, zero included, so a series never vanishes while it is zero;
-        # then any value the code no longer knows (rows written by an older version).
-        known = [(kind, status) for kind in Job.Kind.values for status in Job.Status.values]
-        for kind, status in known + sorted(set(counts) - set(known)):
-            family.add_metric([kind, status], counts.get((kind, status), 0))
+        # Every known pair comes, zero included, so a series never vanishes while it is zero.
+        for (kind, status), count in job_counts_by_kind_and_status().items():
+            family.add_metric([kind, status], count)
         return family
 
     def _queue_depth(self) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
             "mlmanager_job_queue_depth", "Jobs waiting in each queue.", labels=["queue"]
         )
-        depths = {
-            row["queue"] or "unknown": row["count"]
-            for row in Job.objects.filter(status=Job.Status.QUEUED)
-            .order_by()
-            .values("queue")
-            .annotate(count=Count("pk"))
-        }
+        depths = {queue or "unknown": count for queue, count in queued_job_counts().items()}
         for queue in sorted(set(settings.TASK_QUEUES) | set(depths)):
             family.add_metric([queue], depths.get(queue, 0))
         return family
 
     def _durations(self) -> HistogramMetricFamily:
-        """finished_at − started_at of finished jobs that ran, by kind and status, the buckets
-        counted in SQL (one conditional COUNT per bucket) rather than by loading rows."""
+        """finished_at − started_at of finished jobs that ran, by kind and status."""
         family = HistogramMetricFamily(
             "mlmanager_job_duration_seconds",
             "How long finished jobs ran, by kind and status.",
             labels=["kind", "status"],
         )
-        buckets = {
-            f"le_{index}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
-            for index, bound in enumerate(JOB_DURATION_BUCKETS)
-        }
-        rows = (
-            Job.objects.filter(
-                status__in=Job.FINISHED_STATUSES,
-                started_at__isnull=False,
-                finished_at__isnull=False,
-            )
-            .order_by()
-            .alias(
-                duration=ExpressionWrapper(
-                    F("finished_at") - F("started_at"), output_field=DurationField()
-                )
-            )
-            .values("kind", "status")
-            .annotate(total=Count("pk"), seconds=Sum("duration"), **buckets)
-        )
-        for row in sorted(rows, key=lambda row: (row["kind"], row["status"])):
+        for durations in finished_job_durations(bounds_s=JOB_DURATION_BUCKETS):
             counts = [
-                (floatToGoString(bound), row[f"le_{index}"])
-                for index, bound in enumerate(JOB_DURATION_BUCKETS)
+                (floatToGoString(bound), count)
+                for bound, count in zip(JOB_DURATION_BUCKETS, durations.counts_within, strict=True)
             ]
-            counts.append(("+Inf", row["total"]))
-            seconds = row["seconds"].total_seconds() if row["seconds"] is not None else 0.0
-            family.add_metric([row["kind"], row["status"]], counts, sum_value=seconds)
+            counts.append(("+Inf", durations.count))
+            family.add_metric(
+                [durations.kind, durations.status], counts, sum_value=durations.total_seconds
+            )
         return family
 
     def _workers_alive(self) -> GaugeMetricFamily:
-        fresh_since = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
-        alive = Worker.objects.filter(stopped_at__isnull=True, heartbeat_at__gte=fresh_since)
         return GaugeMetricFamily(
             "mlmanager_workers_alive",
             "Workers that have not stopped and heartbeat within MLMANAGER_JOB_STALE_S.",
-            value=alive.count(),
+            value=alive_worker_count(),
         )

@@ -5,14 +5,14 @@ so a load balancer's probe gets an answer before its own timeout."""
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 from django.conf import settings
 from django.db import connection
+
+from mlmanager.core import storage
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,8 @@ def check_broker() -> str:
 
 
 def check_storage() -> str:
-    root = Path(settings.MEDIA_ROOT)
-    # Created when missing, as the first upload would: a fresh install must be able to become
-    # ready before anything is stored. Not its parents: a missing data folder (a volume not
-    # mounted) is an error to report, not a folder to make.
-    root.mkdir(exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-") as probe:
-        probe.write(b"ok")
-        probe.flush()
+    """Writes and removes a small file, in the data folder or the bucket alike."""
+    storage.check_writable(timeout_s=TIMEOUT_S)
     return "ok"
 
 

@@ -20,35 +20,32 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlmanager.accounts.authentication import BearerTokenAuthentication
+from mlmanager.accounts.authentication import (
+    BearerTokenAuthentication,
+    api_caller,
+    set_request_caller,
+)
 from mlmanager.accounts.services import api_token_touch
-from mlmanager.core.access import Action, access_team_object
+from mlmanager.core.access import Action
 from mlmanager.core.api import StrictCharField
 from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
 from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.parsers import JSONParser, MultiPartParser, refuse_nul_in_json
-from mlmanager.core.throttling import PredictRateThrottle
+from mlmanager.core.throttling import PredictRateThrottle, client_address
 from mlmanager.core.uploads import raise_if_upload_too_large
 from mlmanager.datasets import files
 from mlmanager.datasets.api import DatasetDetailOutputSerializer
 from mlmanager.datasets.selectors import access_dataset_of_team
-from mlmanager.machines.models import Machine
+from mlmanager.machines.selectors import (
+    PredictGrant,
+    access_machine,
+    access_machine_to_predict,
+    predict_grant_for_token,
+)
 from mlmanager.predictions import batches, selectors, services
 from mlmanager.predictions.filters import PredictionFilter
 from mlmanager.predictions.models import BatchPrediction, Prediction
-from mlmanager.predictions.selectors import PredictGrant
-
-
-def _machine(request: Request, machine_id: int, action: Action = Action.VIEW) -> Machine:
-    # No status annotation: the predict path needs the model and its active version only.
-    return access_team_object(
-        Machine.objects.select_related("active_version", "team"),
-        user=request.user,
-        id=machine_id,
-        action=action,
-    )
-
 
 # Where orjson stops at NaN or Infinity (after a minus sign it points at the "I").
 _NOT_A_JSON_NUMBER = re.compile(r"NaN|Infinity")
@@ -130,19 +127,20 @@ class ModelPredictApi(APIView):
 
     def perform_authentication(self, request: Request) -> None:
         """A bearer token is checked together with the model of the URL, in one query
-        (selectors.predict_grant_for_token); `request.auth` is then the PredictGrant. A
+        (machines' predict_grant_for_token); `request.auth` is then the PredictGrant. A
         signed-in session goes the usual way (the view then looks the model up itself)."""
         raw = BearerTokenAuthentication().bearer_token(request)
         if raw is None:
             super().perform_authentication(request)
             return
-        grant = selectors.predict_grant_for_token(
-            raw_token=raw, machine_id=self.kwargs["machine_id"]
+        grant = predict_grant_for_token(
+            raw_token=raw, machine_id=self.kwargs["machine_id"], address=client_address(request)
         )
         if grant is None:
             raise BearerTokenAuthentication.refused()
         if grant.token_last_used_is_stale:
             api_token_touch(token_id=grant.token_id)
+        set_request_caller(request, grant.caller)
         request.user, request.auth = grant.user, grant
 
     @extend_schema(
@@ -152,7 +150,7 @@ class ModelPredictApi(APIView):
         started = time.perf_counter()
         grant = request.auth if isinstance(request.auth, PredictGrant) else None
         if grant is None:  # a signed-in session
-            machine = selectors.access_machine_to_predict(user=request.user, id=machine_id)
+            machine = access_machine_to_predict(caller=api_caller(request), id=machine_id)
         elif grant.machine is None:
             raise NotFound()
         else:
@@ -164,8 +162,7 @@ class ModelPredictApi(APIView):
             machine=machine,
             version=version,
             payload=request.data,
-            user=request.user,
-            token_id=grant.token_id if grant is not None else None,
+            caller=api_caller(request),
             source=Prediction.Source.API,
             started=started,
         )
@@ -204,7 +201,7 @@ class PredictionListApi(APIView):
     def get(self, request: Request) -> Response:
         predictions = filter_queryset(
             request=request,
-            queryset=selectors.predictions_for_user(user=request.user),
+            queryset=selectors.predictions_for_caller(caller=api_caller(request)),
             filterset_class=self.filterset_class,
         )
         return paginated_response(
@@ -226,12 +223,14 @@ class PredictionFeedbackApi(APIView):
     @extend_schema(request=InputSerializer, responses=PredictionOutputSerializer)
     def post(self, request: Request, prediction_id: str) -> Response:
         prediction = selectors.access_prediction(
-            user=request.user, id=prediction_id, action=Action.CHANGE
+            caller=api_caller(request), id=prediction_id, action=Action.CHANGE
         )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         prediction = services.prediction_feedback(
-            prediction=prediction, user=request.user, actual=serializer.validated_data["actual"]
+            caller=api_caller(request),
+            prediction=prediction,
+            actual=serializer.validated_data["actual"],
         )
         return Response(PredictionOutputSerializer(prediction).data)
 
@@ -239,8 +238,8 @@ class PredictionFeedbackApi(APIView):
 class ModelFeedbackDatasetApi(APIView):
     @extend_schema(request=None, responses={202: DatasetDetailOutputSerializer})
     def post(self, request: Request, machine_id: int) -> Response:
-        machine = _machine(request, machine_id, Action.CHANGE)
-        dataset = services.feedback_dataset_create(machine=machine, user=request.user)
+        machine = access_machine(caller=api_caller(request), id=machine_id, action=Action.CHANGE)
+        dataset = services.feedback_dataset_create(caller=api_caller(request), machine=machine)
         return Response(
             DatasetDetailOutputSerializer(dataset).data, status=status.HTTP_202_ACCEPTED
         )
@@ -323,7 +322,7 @@ class ModelBatchPredictionApi(APIView):
 
     @extend_schema(responses=BatchOutputSerializer(many=True))
     def get(self, request: Request, machine_id: int) -> Response:
-        machine = _machine(request, machine_id)
+        machine = access_machine(caller=api_caller(request), id=machine_id)
         return paginated_response(
             request=request,
             view=self,
@@ -349,7 +348,7 @@ class ModelBatchPredictionApi(APIView):
     def post(self, request: Request, machine_id: int) -> Response:
         data = request.data  # parses the body; the size limit is enforced while it streams
         raise_if_upload_too_large(request._request)
-        machine = _machine(request, machine_id, Action.CHANGE)
+        machine = access_machine(caller=api_caller(request), id=machine_id, action=Action.CHANGE)
         serializer = self.InputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
@@ -357,12 +356,12 @@ class ModelBatchPredictionApi(APIView):
         dataset = None
         if values.get("dataset") is not None:
             dataset = access_dataset_of_team(
-                user=request.user, id=values["dataset"], team_id=machine.team_id
+                caller=api_caller(request), id=values["dataset"], team_id=machine.team_id
             )
         batch = batches.batch_create(
             machine=machine,
             version=version,
-            user=request.user,
+            caller=api_caller(request),
             upload=values.get("file"),
             dataset=dataset,
             output_format=values["format"],
@@ -377,7 +376,7 @@ class ModelBatchPredictionApi(APIView):
 class BatchPredictionDetailApi(APIView):
     @extend_schema(responses=BatchOutputSerializer)
     def get(self, request: Request, batch_id: int) -> Response:
-        batch = selectors.access_batch(user=request.user, id=batch_id)
+        batch = selectors.access_batch(caller=api_caller(request), id=batch_id)
         return Response(BatchOutputSerializer(batch, context={"request": request}).data)
 
 
@@ -392,13 +391,17 @@ class BatchPredictionDownloadApi(APIView):
         parameters=[OpenApiParameter("batch_id", int, OpenApiParameter.PATH)],
     )
     def get(self, request: Request, batch_id: int) -> FileResponse:
-        batch = selectors.access_batch(user=request.user, id=batch_id)
+        batch = selectors.access_batch(caller=api_caller(request), id=batch_id)
         return batch_file_response(batch)
 
 
 def batch_file_response(batch: BatchPrediction) -> FileResponse:
     """The result file of a finished batch, for the API and the pages alike."""
-    path = files.local_path(batch.result_path)
-    if batch.job.status != batch.job.Status.SUCCEEDED or not path.is_file():
+    if batch.job.status != batch.job.Status.SUCCEEDED:
         raise NotFound(_("This batch has no result to download."))
-    return FileResponse(path.open("rb"), as_attachment=True, filename=batch.download_name)
+    try:
+        # Streamed from the storage in chunks, never read whole into memory.
+        stream = files.open_for_reading(batch.result_path)
+    except FileNotFoundError:
+        raise NotFound(_("This batch has no result to download.")) from None
+    return FileResponse(stream, as_attachment=True, filename=batch.download_name)

@@ -13,27 +13,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files as dataset_files
 from mlmanager.datasets.models import Dataset
 from mlmanager.datasets.services import dataset_create_from_parquet
+from mlmanager.engine.prediction import (
+    class_key,
+    explain_row,
+    predict_rows,
+    write_with_feedback,
+)
 from mlmanager.machines.models import Machine, ModelVersion
 from mlmanager.ops.metrics import PREDICTIONS
 from mlmanager.predictions.log import AnsweredRows, prediction_log
 from mlmanager.predictions.models import Prediction
 from mlmanager.predictions.schema import ParsedRows, warnings_as_dicts
-from mlmanager.predictions.serving import ServedVersion, class_key, served_version
+from mlmanager.predictions.serving import ServedVersion, served_version
 
 logger = logging.getLogger(__name__)
 
-# Rows read from the original dataset per step when a feedback dataset is written.
-COPY_BATCH_ROWS = 65_536
+# Feedback rows read from the database per query when a feedback dataset is written.
+FEEDBACK_CHUNK_ROWS = 65_536
 
 
 def version_for_prediction(*, machine: Machine, number: Any = None) -> ModelVersion:
@@ -59,8 +63,7 @@ def predictions_make(
     machine: Machine,
     version: ModelVersion,
     payload: Any,
-    user: Any,
-    token_id: int | None = None,
+    caller: Caller,
     source: str = Prediction.Source.API,
     started: float | None = None,
     explain: bool = False,
@@ -70,7 +73,7 @@ def predictions_make(
 
     `started` is when the request began (perf_counter), so `timing_ms.parse` includes
     decoding the body. With `explain` (the web form's one row), the body also holds, per
-    output, the inputs that moved the first row's prediction most (ServedVersion.explain).
+    output, the inputs that moved the first row's prediction most (engine `explain_row`).
     `warnings` lists the values training did not see (InputSchema.warnings), the numbers in
     their messages written with `decimal_separator`; the rows are answered all the same.
     """
@@ -79,7 +82,7 @@ def predictions_make(
     parsed = served.schema.parse_payload(payload)
     warnings = served.schema.warnings(parsed)
     parsed_at = time.perf_counter()
-    answers = served.answer(parsed.columns)
+    answers = predict_rows(served.predictor, parsed.columns)
     answered_at = time.perf_counter()
     ids = _new_ids(len(answers))
     body = {
@@ -97,11 +100,10 @@ def predictions_make(
         "model": round((answered_at - parsed_at) * 1000, 3),
         "total": round(total_ms, 3),
     }
-    _log(machine, version, parsed, answers, ids, user, token_id, source, total_ms)
+    _log(machine, version, parsed, answers, ids, caller, source, total_ms)
     PREDICTIONS.labels(source).inc(len(answers))
     if explain:
-        first = {name: values[:1] for name, values in parsed.columns.items()}
-        body["explanation"] = served.explain(first)
+        body["explanation"] = explain_row(served.predictor, parsed.columns)
     return body
 
 
@@ -136,7 +138,7 @@ def _shape(served: ServedVersion, answer: dict[str, Any], prediction_id: str) ->
         shaped[name] = result["value"]
         if "probabilities" in result:
             probabilities[name] = result["probabilities"]
-    if len(probabilities) == 1 and len(served.outputs) == 1:
+    if len(probabilities) == 1 and len(served.predictor.outputs) == 1:
         shaped["probabilities"] = next(iter(probabilities.values()))
     elif probabilities:
         shaped["probabilities"] = probabilities
@@ -149,8 +151,7 @@ def _log(
     parsed: ParsedRows,
     answers: list[dict[str, Any]],
     ids: list[str],
-    user: Any,
-    token_id: int | None,
+    caller: Caller,
     source: str,
     total_ms: float,
 ) -> None:
@@ -164,8 +165,8 @@ def _log(
             version_id=version.pk,
             version_number=version.number,
             source=source,
-            user_id=user.pk if getattr(user, "is_authenticated", False) else None,
-            token_id=token_id,
+            user_id=caller.user_id,
+            token_id=caller.api_token_id,
             latency_ms=total_ms,
             created_at=timezone.now(),
         )
@@ -175,7 +176,7 @@ def _log(
 # --- feedback ------------------------------------------------------------------------------------
 
 
-def prediction_feedback(*, prediction: Prediction, user: Any, actual: Any) -> Prediction:
+def prediction_feedback(*, caller: Caller, prediction: Prediction, actual: Any) -> Prediction:
     """Record the true value(s) of an answered row. `actual` maps output names to values; for
     a model with one output, the value alone is enough. A later call corrects an earlier one."""
     outputs = list(prediction.outputs)
@@ -199,7 +200,7 @@ def prediction_feedback(*, prediction: Prediction, user: Any, actual: Any) -> Pr
         classes = (prediction.outputs.get(name) or {}).get("probabilities")
         clean[name] = _feedback_value(name, value, classes=None if classes is None else [*classes])
     updated = Prediction.objects.filter(pk=prediction.pk).update(
-        feedback=clean, feedback_at=timezone.now(), feedback_by=user
+        feedback=clean, feedback_at=timezone.now(), feedback_by=caller.user
     )
     if not updated:
         raise NotFound()
@@ -238,7 +239,7 @@ def _bad_feedback(name: str, expected: str) -> ApplicationError:
     )
 
 
-def feedback_dataset_create(*, machine: Machine, user: Any) -> Dataset:
+def feedback_dataset_create(*, caller: Caller, machine: Machine) -> Dataset:
     """A new dataset: the model's dataset with the rows that got feedback appended (inputs as
     sent, outputs as the true values), ready to train a new version on."""
     dataset = machine.dataset
@@ -249,69 +250,21 @@ def feedback_dataset_create(*, machine: Machine, user: Any) -> Dataset:
     )
     if not rows.exists():
         raise Conflict(_("No prediction of this model has feedback yet."), code="no_feedback")
-    source = dataset_files.local_path(dataset.parquet_path)
-    if not source.is_file():
-        raise Conflict(_("The model's dataset file is missing."), code="dataset_missing")
+    try:
+        source = dataset_files.materialise(dataset.parquet_path)
+    except FileNotFoundError:
+        raise Conflict(_("The model's dataset file is missing."), code="dataset_missing") from None
     count = rows.count()
 
     def write(destination: Path) -> None:
-        _write_with_feedback(source, destination, rows)
+        write_with_feedback(source, destination, rows.iterator(chunk_size=FEEDBACK_CHUNK_ROWS))
 
     created = dataset_create_from_parquet(
+        caller=caller,
         team=machine.team,
-        user=user,
         name=_("%(name)s + %(count)s feedback rows") % {"name": dataset.name, "count": count},
         write_parquet=write,
         type_overrides=dataset.type_overrides,
     )
     logger.info("dataset %s: %s with %s feedback rows", created.pk, dataset.pk, count)
     return created
-
-
-def _write_with_feedback(source: Path, destination: Path, rows: QuerySet[Any, Any]) -> None:
-    original = pq.ParquetFile(source)
-    schema = original.schema_arrow
-    temporary = destination.with_name(destination.name + ".part")
-    try:
-        with pq.ParquetWriter(temporary, schema) as writer:
-            for batch in original.iter_batches(batch_size=COPY_BATCH_ROWS):
-                writer.write_batch(batch)
-            records = []
-            for inputs, feedback in rows.iterator(chunk_size=COPY_BATCH_ROWS):
-                record = {name: inputs.get(name) for name in schema.names}
-                record.update({k: v for k, v in feedback.items() if k in schema.names})
-                records.append(record)
-                if len(records) >= COPY_BATCH_ROWS:
-                    writer.write_table(_typed(records, schema))
-                    records = []
-            if records:
-                writer.write_table(_typed(records, schema))
-        temporary.replace(destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _typed(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """Feedback rows in the dataset's column types; a value that does not fit becomes
-    missing (the rows came through the model's input checks, so this is rare)."""
-    columns = {}
-    for field in schema:
-        values = [record[field.name] for record in records]
-        try:
-            columns[field.name] = pa.array(values, type=field.type, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-            columns[field.name] = pa.array(
-                [_fit(value, field.type) for value in values], type=field.type
-            )
-    return pa.table(columns, schema=schema)
-
-
-def _fit(value: Any, type_: pa.DataType) -> Any:
-    try:
-        return pa.scalar(value).cast(type_).as_py()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-        try:
-            return pa.scalar(str(value)).cast(type_).as_py()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return None

@@ -17,13 +17,10 @@ import dataclasses
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any
 
-import numpy as np
 from django.conf import settings
 
-from mlmanager.engine.training import TrainedModel
-from mlmanager.engine.training.model import chosen_classes, row_count
+from mlmanager.engine.prediction import Predictor
 from mlmanager.machines import files
 from mlmanager.machines.models import ModelVersion
 from mlmanager.machines.selectors import version_model
@@ -31,112 +28,31 @@ from mlmanager.predictions.schema import InputSchema
 
 logger = logging.getLogger(__name__)
 
-# How many inputs a per-prediction explanation lists.
-EXPLANATION_INPUTS = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class ServedOutput:
-    name: str
-    task: str
-    model: TrainedModel
-    # Labels as JSON object keys (probabilities are keyed by them).
-    class_keys: list[str] | None
-
 
 @dataclasses.dataclass(frozen=True)
 class ServedVersion:
     version_id: int
     number: int
     schema: InputSchema
-    outputs: list[ServedOutput]
+    # The version's models, inputs and decision threshold, as the engine predicts with them.
+    # The threshold is the one setting that changes after a version is written: served_version()
+    # swaps in the current value rather than trusting the cached one.
+    predictor: Predictor
     size_bytes: int
-    # The version's decision threshold for two-class outputs (None: the more probable class).
-    # The one setting that changes after a version is written: served_version() copies the
-    # cached entry with the current value rather than caching it.
-    threshold: float | None = None
-
-    def answer(self, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        """Per row, per output: {"value": .., "probabilities": {label: p}} (classification)."""
-        count = row_count(columns)
-        answers: list[dict[str, Any]] = [{} for _ in range(count)]
-        for output in self.outputs:
-            model = output.model
-            if output.task == "regression":
-                values = model.predict(columns).tolist()
-                for answer, value in zip(answers, values, strict=True):
-                    answer[output.name] = {"value": value}
-                continue
-            probabilities = model.predict_proba(columns)
-            labels = model.labels(probabilities, self.threshold).tolist()
-            keys = output.class_keys or []
-            for answer, label, row in zip(answers, labels, probabilities.tolist(), strict=True):
-                answer[output.name] = {
-                    "value": label,
-                    "probabilities": dict(zip(keys, row, strict=True)),
-                }
-        return answers
-
-    def explain(self, columns: dict[str, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
-        """For one row: per output, the given inputs that moved its prediction most.
-
-        Each given input is blanked in turn (made missing, as if not known) and the prediction
-        is made again, all in one call; the effect is how far the predicted class's probability
-        (or the predicted amount) moved because the input was known. Model-agnostic, exact for
-        this row, and as cheap as one prediction of a few rows.
-        """
-        given = [
-            name
-            for name, values in columns.items()
-            if not _missing(values[0]) and name in self.schema.by_name
-        ]
-        if not given:
-            return {output.name: [] for output in self.outputs}
-        rows = 1 + len(given)
-        probes = {name: np.repeat(values, rows) for name, values in columns.items()}
-        for index, name in enumerate(given, start=1):
-            probe = probes[name]
-            probe[index] = np.nan if probe.dtype.kind == "f" else None
-        explanation: dict[str, list[dict[str, Any]]] = {}
-        for output in self.outputs:
-            if output.task == "regression":
-                values = output.model.predict(probes)
-                effects = values[0] - values[1:]
-            else:
-                probabilities = output.model.predict_proba(probes)
-                chosen = int(chosen_classes(probabilities[:1], self.threshold)[0])
-                effects = probabilities[0, chosen] - probabilities[1:, chosen]
-            order = np.argsort(-np.abs(effects))[:EXPLANATION_INPUTS]
-            explanation[output.name] = [
-                {"input": given[i], "effect": float(effects[i])} for i in order if effects[i] != 0
-            ]
-        return explanation
-
-
-def _missing(value: Any) -> bool:
-    """How a parsed column marks a missing value: NaN in number columns, else None."""
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
-def class_key(label: Any) -> str:
-    if isinstance(label, bool):
-        return "true" if label else "false"
-    return str(label)
 
 
 def _load(version: ModelVersion) -> ServedVersion:
-    outputs = []
+    models = []
     size = 0
     for record in version.outputs:
-        model = version_model(version=version, output=record["name"])
-        size += files.local_path(record["artifact"]).stat().st_size
-        keys = [class_key(label) for label in model.classes] if model.classes else None
-        outputs.append(ServedOutput(record["name"], record["task"], model, keys))
+        models.append(version_model(version=version, output=record["name"]))
+        size += files.size(record["artifact"])
+    schema = InputSchema.of_version(version.inputs)
     return ServedVersion(
         version_id=version.pk,
         number=version.number,
-        schema=InputSchema.of_version(version.inputs),
-        outputs=outputs,
+        schema=schema,
+        predictor=Predictor.of(models, inputs=list(schema.by_name), threshold=version.threshold),
         size_bytes=size,
     )
 
@@ -192,6 +108,7 @@ cache = VersionCache(limit_bytes=settings.MLMANAGER_MODEL_CACHE_MB * 2**20)
 
 def served_version(version: ModelVersion) -> ServedVersion:
     served = cache.get(version)
-    if served.threshold != version.threshold:
-        served = dataclasses.replace(served, threshold=version.threshold)
+    if served.predictor.threshold != version.threshold:
+        predictor = served.predictor.with_threshold(version.threshold)
+        served = dataclasses.replace(served, predictor=predictor)
     return served

@@ -8,28 +8,29 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from mlmanager.accounts.requests import AuthenticatedHttpRequest
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError
-from mlmanager.core.filters import MAX_ID
+from mlmanager.core.filters import page_filter
 from mlmanager.core.htmx import render_page_or_partial
-from mlmanager.core.requests import AuthenticatedHttpRequest
+from mlmanager.core.pagination import page_of
 from mlmanager.core.uploads import raise_if_upload_too_large
-from mlmanager.datasets.models import Dataset
-from mlmanager.datasets.selectors import access_dataset_of_team, datasets_for_user
+from mlmanager.datasets.selectors import access_dataset_of_team, ready_datasets_for_caller
 from mlmanager.machines.selectors import access_machine
 from mlmanager.predictions import batches, selectors, services
 from mlmanager.predictions.api import batch_file_response
+from mlmanager.predictions.filters import PredictionFilter
 from mlmanager.predictions.forms import BatchForm, FeedbackForm, PredictForm
 from mlmanager.predictions.models import Prediction
 from mlmanager.predictions.schema import InputSchema
 
-LOG_PAGE_SIZE = 50
+# The filters the model's log offers (predictions.filters).
+MODEL_LOG_FILTERS = ("source", "has_feedback", "version")
 
 
 def _form_columns(machine: Any) -> dict[str, dict]:
@@ -43,7 +44,7 @@ def _form_columns(machine: Any) -> dict[str, dict]:
 def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
     """GET: the form. POST: the answer, its probabilities and what moved it (htmx swaps the
     result in; without htmx the whole page comes back with it)."""
-    machine = access_machine(user=request.user, id=machine_id)
+    machine = access_machine(caller=request.caller, id=machine_id)
     version = services.version_for_prediction(machine=machine)
     schema = InputSchema.of_version(version.inputs)
     form = PredictForm(
@@ -60,7 +61,7 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
             machine=machine,
             version=version,
             payload={"rows": [row]},
-            user=request.user,
+            caller=request.caller,
             source=Prediction.Source.UI,
             started=started,
             explain=True,
@@ -95,29 +96,16 @@ def _result(body: dict[str, Any]) -> dict[str, Any]:
     return {"id": prediction["id"], "outputs": outputs, "timing_ms": body["timing_ms"]}
 
 
-def _version_number(raw: str | None) -> int | None:
-    """A version filter from the page's query string, or none: a page ignores what the API
-    refuses (str.isdigit() alone admits "²", and an id column cannot compare past MAX_ID)."""
-    if not raw or not (raw.isascii() and raw.isdigit()):
-        return None
-    number = int(raw)
-    return number if 1 <= number <= MAX_ID else None
-
-
 @login_required
 def prediction_log(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
-    machine = access_machine(user=request.user, id=machine_id)
-    source = request.GET.get("source") or None
-    feedback = request.GET.get("feedback")
-    version = request.GET.get("version")
-    predictions = selectors.predictions_for_user(
-        user=request.user,
-        machine=machine,
-        source=source if source in Prediction.Source.values else None,
-        version=_version_number(version),
-        has_feedback={"yes": True, "no": False}.get(feedback or ""),
+    machine = access_machine(caller=request.caller, id=machine_id)
+    log_filter = page_filter(
+        request=request,
+        queryset=selectors.predictions_for_caller(caller=request.caller, machine=machine),
+        filterset_class=PredictionFilter,
     )
-    page = Paginator(predictions, LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, log_filter.qs, long_list=True)
+    form = log_filter.form
     return render_page_or_partial(
         request,
         page="predictions/log.html",
@@ -125,8 +113,7 @@ def prediction_log(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
         context={
             "machine": machine,
             "page": page,
-            "filters": {"source": source or "", "feedback": feedback or "", "version": version},
-            "sources": Prediction.Source.choices,
+            "filter_fields": [form[name] for name in MODEL_LOG_FILTERS],
             "accuracy": selectors.live_accuracy(machine=machine),
             "feedback_form": FeedbackForm(),
         },
@@ -137,14 +124,14 @@ def prediction_log(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
 @require_POST
 def prediction_feedback(request: AuthenticatedHttpRequest, prediction_id: str) -> HttpResponse:
     prediction = selectors.access_prediction(
-        user=request.user, id=prediction_id, action=Action.CHANGE
+        caller=request.caller, id=prediction_id, action=Action.CHANGE
     )
     form = FeedbackForm(request.POST)
     error = ""
     if form.is_valid():
         try:
             prediction = services.prediction_feedback(
-                prediction=prediction, user=request.user, actual=form.cleaned_data["actual"]
+                caller=request.caller, prediction=prediction, actual=form.cleaned_data["actual"]
             )
         except ApplicationError as failure:
             if failure.status_code in (403, 404):
@@ -162,9 +149,9 @@ def prediction_feedback(request: AuthenticatedHttpRequest, prediction_id: str) -
 @login_required
 @require_POST
 def feedback_dataset(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
-    machine = access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    machine = access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
     try:
-        dataset = services.feedback_dataset_create(machine=machine, user=request.user)
+        dataset = services.feedback_dataset_create(caller=request.caller, machine=machine)
     except ApplicationError as error:
         if error.status_code in (403, 404):
             raise
@@ -181,10 +168,8 @@ def feedback_dataset(request: AuthenticatedHttpRequest, machine_id: int) -> Http
 @login_required
 def batch_list(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
     """The batches of a model and the form to start one (POST)."""
-    machine = access_machine(user=request.user, id=machine_id)
-    datasets = datasets_for_user(user=request.user, team=machine.team_id).filter(
-        status=Dataset.Status.READY
-    )
+    machine = access_machine(caller=request.caller, id=machine_id)
+    datasets = ready_datasets_for_caller(caller=request.caller, team=machine.team_id)
     choices = [(dataset.pk, dataset.name) for dataset in datasets[:200]]
     form = BatchForm(datasets=choices)
     if request.method == "POST":
@@ -200,9 +185,7 @@ def batch_list(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRespon
             if error.status_code in (403, 404):
                 raise
             form.add_error(None, error.message)
-    page = Paginator(selectors.batches_for_machine(machine=machine), 25).get_page(
-        request.GET.get("page")
-    )
+    page = page_of(request, selectors.batches_for_machine(machine=machine))
     return render_page_or_partial(
         request,
         page="predictions/batches.html",
@@ -217,14 +200,14 @@ def batch_list(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRespon
 
 
 def _batch_start(request: AuthenticatedHttpRequest, machine_id: int, data: dict) -> None:
-    machine = access_machine(user=request.user, id=machine_id, action=Action.CHANGE)
+    machine = access_machine(caller=request.caller, id=machine_id, action=Action.CHANGE)
     dataset = data.get("dataset")
     batches.batch_create(
         machine=machine,
         version=services.version_for_prediction(machine=machine),
-        user=request.user,
+        caller=request.caller,
         upload=data.get("file"),
-        dataset=access_dataset_of_team(user=request.user, id=dataset, team_id=machine.team_id)
+        dataset=access_dataset_of_team(caller=request.caller, id=dataset, team_id=machine.team_id)
         if dataset
         else None,
         output_format=data["format"],
@@ -234,5 +217,5 @@ def _batch_start(request: AuthenticatedHttpRequest, machine_id: int, data: dict)
 
 @login_required
 def batch_download(request: AuthenticatedHttpRequest, batch_id: int) -> FileResponse:
-    batch = selectors.access_batch(user=request.user, id=batch_id)
+    batch = selectors.access_batch(caller=request.caller, id=batch_id)
     return batch_file_response(batch)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from mlmanager import cli
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_create
 from mlmanager.client import Client, ClientError, predictions_frame, raise_for_error
 from mlmanager.core.tests.factories import member
@@ -36,7 +37,7 @@ ROW = {
 
 @pytest.fixture
 def token(owner: Any) -> str:
-    _token, raw = api_token_create(user=owner, name="client tests")
+    _token, raw = api_token_create(caller=Caller.for_session(owner), name="client tests")
     return raw
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_create
 from mlmanager.core.tests.factories import member
 from mlmanager.core.tests.live import live_server
@@ -36,7 +37,7 @@ def _limits_out_of_reach(settings: Any) -> None:
 @pytest.fixture
 def api_token(transactional_db: None) -> str:
     owner = member("owner")
-    _token, raw = api_token_create(user=owner, name="fuzz")
+    _token, raw = api_token_create(caller=Caller.for_session(owner), name="fuzz")
     return raw
 
 

@@ -19,6 +19,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import ConsoleMessage, Page, expect
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_create, invitation_create
 from mlmanager.core.tests.factories import PASSWORD
 from mlmanager.jobs import services as jobs
@@ -85,7 +86,7 @@ class PolicyWatch:
 
 def _finished_job(owner: Any) -> Job:
     job = jobs.job_create(
-        team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS, description="Load"
+        team=owner.current_team, created_by=owner, kind="dataset.process", description="Load"
     )
     jobs.job_claim(job_id=job.pk, worker="browser-test:1")
     jobs.job_append_log(job_id=job.pk, line="1,000 rows read")
@@ -123,8 +124,8 @@ def test_no_page_breaks_its_content_security_policy(
     dataset_id, team_id = machine.dataset_id, owner.current_team_id
     regression = regression_model(owner, dataset_id)
     job = _finished_job(owner)
-    invitation = invitation_create(actor=owner, team_id=team_id)
-    api_token_create(user=owner, name="CI")
+    invitation = invitation_create(caller=Caller.for_session(owner), team_id=team_id)
+    api_token_create(caller=Caller.for_session(owner), name="CI")
     worker.start()
     watch = PolicyWatch(page)
 

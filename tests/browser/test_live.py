@@ -41,7 +41,7 @@ def _queued_job(user: Any) -> Job:
     return services.job_create(
         team=user.current_team,
         created_by=user,
-        kind=Job.Kind.DATASET_PROCESS,
+        kind="dataset.process",
         description="Load customers",
     )
 
@@ -123,8 +123,12 @@ def _training(user: Any, name: str) -> tuple[Machine, Job]:
         time_budget_s=60,
         storage_dir=f"machines/browser-live-{name}",
     )
-    job = services.job_create(team=user.current_team, created_by=user, kind=Job.Kind.MACHINE_TRAIN)
-    TrainingRun.objects.create(team=user.current_team, machine=machine, job=job, time_budget_s=60)
+    job = services.job_create(team=user.current_team, created_by=user, kind="machine.train")
+    run = TrainingRun.objects.create(
+        team=user.current_team, machine=machine, job=job, time_budget_s=60
+    )
+    # As training_start does: the job's subject is how its live events find the model's page.
+    services.job_set_subject(job=job, subject=run)
     return machine, job
 
 

@@ -67,7 +67,7 @@ def test_the_top_bar_folds_into_a_menu_on_a_phone(page: Page, owner: Any) -> Non
 @pytest.mark.browser
 def test_cancelling_a_job_asks_first(page: Page, owner: Any) -> None:
     job = jobs.job_create(
-        team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS, description="Load"
+        team=owner.current_team, created_by=owner, kind="dataset.process", description="Load"
     )
     log_in(page, owner)
     page.goto(f"/jobs/{job.pk}/")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.jobs import services
 from mlmanager.jobs.models import Job, Worker
 from mlmanager.jobs.tests.sample_tasks import sample_job
@@ -27,9 +28,7 @@ BUDGET_S = 10
 
 def _enqueue(owner: Any, **kwargs: Any) -> Job:
     with transaction.atomic():
-        job = services.job_create(
-            team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS
-        )
+        job = services.job_create(team=owner.current_team, created_by=owner, kind="dataset.process")
         services.job_enqueue(job=job, task=sample_job, **kwargs)
     return job
 
@@ -77,13 +76,15 @@ def test_two_workers_drain_twenty_training_jobs(
     runs = []
     for index in range(20):
         machine = machine_services.machine_create(
-            user=owner,
+            caller=Caller.for_session(owner),
             dataset=dataset,
             outputs=["churned"],
             time_budget_s=2 * BUDGET_S,
             name=f"model {index}",
         )
-        runs.append(machine_services.training_start(user=owner, machine=machine))
+        runs.append(
+            machine_services.training_start(caller=Caller.for_session(owner), machine=machine)
+        )
     celery.worker(), celery.worker()
 
     job_ids = [run.job_id for run in runs]
@@ -112,11 +113,14 @@ def test_kill_9_of_a_worker_mid_training_requeues_the_run_and_keeps_the_active_v
     celery: Processes, owner: Any, make_dataset: Any
 ) -> None:
     machine = machine_services.machine_create(
-        user=owner, dataset=make_dataset(owner), outputs=["churned"], time_budget_s=6 * BUDGET_S
+        caller=Caller.for_session(owner),
+        dataset=make_dataset(owner),
+        outputs=["churned"],
+        time_budget_s=6 * BUDGET_S,
     )
     worker = celery.worker()
     celery.scheduler()
-    first = machine_services.training_start(user=owner, machine=machine)
+    first = machine_services.training_start(caller=Caller.for_session(owner), machine=machine)
     wait_for(lambda: finished([first.job_id]), 6 * BUDGET_S, "the first training")
     machine.refresh_from_db()
     active = machine.active_version
@@ -129,7 +133,7 @@ def test_kill_9_of_a_worker_mid_training_requeues_the_run_and_keeps_the_active_v
     celery.scheduler()
     machine.time_budget_s = 60
     machine.save(update_fields=["time_budget_s"])
-    second = machine_services.training_start(user=owner, machine=machine)
+    second = machine_services.training_start(caller=Caller.for_session(owner), machine=machine)
     wait_for(
         lambda: Job.objects.filter(
             pk=second.job_id, status=Job.Status.RUNNING, progress__gt=1

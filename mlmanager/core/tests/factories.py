@@ -6,6 +6,7 @@ import factory
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.models import Invitation, Membership, Team, User
 from mlmanager.accounts.services import api_token_create
 
@@ -67,7 +68,7 @@ def member(role: str = Membership.Role.OWNER, team: Team | None = None) -> User:
 
 def api_client_for(user: User, team: Team | None = None) -> APIClient:
     """An API client with a fresh bearer token of `user` (limited to `team` when given)."""
-    _token, raw = api_token_create(user=user, name="tests", team=team)
+    _token, raw = api_token_create(caller=Caller.for_session(user), name="tests", team=team)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client

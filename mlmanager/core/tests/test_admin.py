@@ -16,14 +16,16 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.models import ApiToken, User
 from mlmanager.accounts.services import api_token_create
+from mlmanager.audit.models import AuditAction, AuditEvent
 from mlmanager.core.models import RequestCount
 from mlmanager.core.tests.factories import InvitationFactory, member
 from mlmanager.datasets.files import local_path
 from mlmanager.datasets.models import Dataset
 from mlmanager.jobs import services as jobs
-from mlmanager.jobs.models import Job, PeriodicSlot, Worker
+from mlmanager.jobs.models import PeriodicSlot, Worker
 from mlmanager.machines.models import Machine, TrainingRun
 from mlmanager.machines.tests.conftest import make_dataset, make_version  # noqa: F401 - fixture
 from mlmanager.predictions.models import BatchPrediction, Prediction
@@ -63,7 +65,7 @@ def one_of_each(staff: User, make_dataset: Callable[..., Dataset]) -> None:  # n
         time_budget_s=60,
         storage_dir=f"models/team-{team.pk}/admin-test",
     )
-    train_job = jobs.job_create(team=team, created_by=staff, kind=Job.Kind.MACHINE_TRAIN)
+    train_job = jobs.job_create(team=team, created_by=staff, kind="machine.train")
     run = TrainingRun.objects.create(
         team=team, machine=machine, job=train_job, created_by=staff, time_budget_s=60
     )
@@ -84,7 +86,7 @@ def one_of_each(staff: User, make_dataset: Callable[..., Dataset]) -> None:  # n
         feedback={"churned": "no"},
         feedback_at=timezone.now(),
     )
-    batch_job = jobs.job_create(team=team, created_by=staff, kind=Job.Kind.BATCH_PREDICT)
+    batch_job = jobs.job_create(team=team, created_by=staff, kind="batch.predict")
     BatchPrediction.objects.create(
         team=team,
         machine=machine,
@@ -94,6 +96,13 @@ def one_of_each(staff: User, make_dataset: Callable[..., Dataset]) -> None:  # n
         created_by=staff,
         dataset=dataset,
         storage_dir=f"batches/team-{team.pk}/admin-test",
+    )
+    AuditEvent.objects.create(
+        team=team,
+        actor=staff,
+        actor_email=staff.email,
+        credential="session",
+        action=AuditAction.TEAM_RENAMED,
     )
     now = timezone.now()
     Worker.objects.create(
@@ -109,7 +118,7 @@ def one_of_each(staff: User, make_dataset: Callable[..., Dataset]) -> None:  # n
     PeriodicSlot.objects.create(name="reaper", slot=1, claimed_by="host:1")
     RequestCount.objects.create(key="api:user-1:1", count=3, expires_at=1)
     InvitationFactory(team=team, created_by=staff, email="new@example.com")
-    api_token_create(user=staff, name="ci", team=team)
+    api_token_create(caller=Caller.for_session(staff), name="ci", team=team)
 
 
 def test_every_project_model_is_registered() -> None:
@@ -174,7 +183,7 @@ def test_deleting_a_dataset_in_the_admin_removes_its_files(
 
 
 def test_staff_revoke_tokens_from_the_admin(staff_client: Client, staff: User) -> None:
-    token, _raw = api_token_create(user=staff, name="leaked")
+    token, _raw = api_token_create(caller=Caller.for_session(staff), name="leaked")
     response = staff_client.post(
         reverse("admin:accounts_apitoken_changelist"),
         {"action": "revoke", ACTION_CHECKBOX_NAME: [token.pk]},

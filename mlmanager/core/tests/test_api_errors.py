@@ -154,6 +154,7 @@ def test_index_lists_the_resources(debug: bool) -> None:
             "models": f"{base}/api/v1/models/",
             "predictions": f"{base}/api/v1/predictions/",
             "jobs": f"{base}/api/v1/jobs/",
+            "audit": f"{base}/api/v1/audit/",
         },
         "schema": f"{base}/api/schema/",
         "docs": f"{base}/api/docs/",

@@ -58,7 +58,7 @@ def test_every_operation_documents_its_errors() -> None:
         "message",
     ]
     operations = _operations(schema)
-    assert len(operations) == 37
+    assert len(operations) == 38
     for method, path, operation in operations:
         for status in ("400", "401", "403", "404", "429"):
             content = operation["responses"][status]["content"]
@@ -88,6 +88,7 @@ def test_every_list_is_documented_as_a_page() -> None:
         names = {parameter["name"] for parameter in operation["parameters"]}
         assert {"limit", "offset"} <= names
     assert sorted(lists) == [
+        "GET /api/v1/audit/",
         "GET /api/v1/datasets/",
         "GET /api/v1/jobs/",
         "GET /api/v1/models/",

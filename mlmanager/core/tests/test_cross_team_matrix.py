@@ -31,6 +31,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.models import Membership, Team
 from mlmanager.core.tests.factories import MembershipFactory, api_client_for, member
 from mlmanager.datasets.models import Dataset
@@ -64,10 +65,16 @@ def world(request: Any, make_model: Callable[..., Machine], trained_binary: Any)
     model_a = make_model(caller, trained_binary, name="A's model")
     model_b = make_model(owner_b, trained_binary, name="B's model")
     answered = services.predictions_make(
-        machine=model_b, version=model_b.active_version, payload={"rows": [{}]}, user=owner_b
+        machine=model_b,
+        version=model_b.active_version,
+        payload={"rows": [{}]},
+        caller=Caller.for_session(owner_b),
     )
     batch_b = batches.batch_create(
-        machine=model_b, version=model_b.active_version, user=owner_b, dataset=model_b.dataset
+        machine=model_b,
+        version=model_b.active_version,
+        caller=Caller.for_session(owner_b),
+        dataset=model_b.dataset,
     )
     ids = {
         "model_a": model_a.pk,

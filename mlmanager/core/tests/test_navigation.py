@@ -12,7 +12,6 @@ from django.test import Client
 from mlmanager.accounts.models import User
 from mlmanager.core.tests.factories import member
 from mlmanager.jobs import services as jobs
-from mlmanager.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +45,7 @@ def test_staff_get_the_admin_as_its_own_link(owner: User) -> None:
 
 
 def test_destructive_buttons_are_red_and_ask_first(owner: User) -> None:
-    job = jobs.job_create(team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS)
+    job = jobs.job_create(team=owner.current_team, created_by=owner, kind="dataset.process")
     page = page_of(owner, f"/jobs/{job.pk}/")
     form = re.search(r'<form method="post" action="/jobs/\d+/cancel/"[^>]*>', page)
     assert form is not None

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.tests.factories import TeamFactory, api_client_for, member
 from mlmanager.datasets.files import local_path
 from mlmanager.datasets.models import Dataset
@@ -142,7 +143,7 @@ def test_viewer_cannot_upload_or_delete(owner, write_file, upload) -> None:
 def test_upload_into_chosen_team(api, owner, write_file, upload) -> None:
     from mlmanager.accounts.services import team_create
 
-    second = team_create(user=owner, name="Second")
+    second = team_create(caller=Caller.for_session(owner), name="Second")
     response = upload(write_file("a.csv", "a,b\n1,2\n"), team=second.pk)
     assert response.status_code == 202
     assert response.json()["team"] == second.pk

@@ -19,9 +19,7 @@ def _clear_failures() -> None:
 
 def _queued_job(owner, **kwargs) -> Job:
     with transaction.atomic():
-        job = services.job_create(
-            team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS
-        )
+        job = services.job_create(team=owner.current_team, created_by=owner, kind="dataset.process")
         services.job_enqueue(job=job, task=sample_tasks.sample_job, **kwargs)
     return job
 
@@ -140,14 +138,24 @@ def test_the_reaper_requeues_a_dead_workers_job_once_and_resends_lost_messages(
 
 
 def test_periodic_work_runs_once_per_slot_with_two_schedulers() -> None:
-    from mlmanager.jobs.scheduler import Periodic, run_due
+    from mlmanager.core.registries import PeriodicTask
+    from mlmanager.jobs.scheduler import run_due
 
     runs: list[str] = []
-    tasks = [Periodic("count", lambda: 10.0, lambda: runs.append("ran"))]
+    tasks = [PeriodicTask("count", lambda: 10.0, lambda: runs.append("ran"))]
     assert run_due(tasks, now=1000.0, owner="scheduler-a") == 1
     assert run_due(tasks, now=1005.0, owner="scheduler-b") == 0  # same slot, other scheduler
     assert run_due(tasks, now=1010.0, owner="scheduler-b") == 1  # next slot
     assert runs == ["ran", "ran"]
+
+
+def test_the_reaper_is_a_registered_periodic_task(settings) -> None:
+    from mlmanager.core.registries import periodic_tasks
+    from mlmanager.jobs.services import jobs_reap
+
+    settings.MLMANAGER_REAPER_INTERVAL_S = 7
+    reaper = periodic_tasks.get("reap_jobs")
+    assert (reaper.run, reaper.interval_s()) == (jobs_reap, 7.0)
 
 
 def test_quiet_work_keeps_heartbeating(owner, run_jobs, settings) -> None:

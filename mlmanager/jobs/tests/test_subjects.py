@@ -23,12 +23,22 @@ from mlmanager.predictions.models import BatchPrediction
 pytestmark = pytest.mark.django_db
 
 
-def process_job(user: User, dataset_id: int) -> Job:
-    job = services.job_create(
-        team=user.current_team, created_by=user, kind=Job.Kind.DATASET_PROCESS, description="Load"
+def process_job(user: User, dataset: Dataset) -> Job:
+    return services.job_create(
+        team=user.current_team,
+        created_by=user,
+        kind="dataset.process",
+        subject=dataset,
+        description="Load",
     )
-    Job.objects.filter(pk=job.pk).update(task_kwargs={"dataset_id": dataset_id})
-    return job
+
+
+def training_job(user: User, machine: Machine) -> Job:
+    job = services.job_create(team=user.current_team, created_by=user, kind="machine.train")
+    run = TrainingRun.objects.create(
+        team=user.current_team, machine=machine, job=job, time_budget_s=60
+    )
+    return services.job_set_subject(job=job, subject=run)
 
 
 def machine_of(user: User, dataset: Dataset | None = None) -> Machine:
@@ -54,17 +64,10 @@ def test_jobs_link_to_their_dataset_model_and_batch(
     make_dataset: Callable[..., Dataset],  # noqa: F811
 ) -> None:
     dataset = make_dataset(owner, name="Customers")
-    processing = process_job(owner, dataset.pk)
+    processing = process_job(owner, dataset)
     machine = machine_of(owner, dataset)
-    training = services.job_create(
-        team=owner.current_team, created_by=owner, kind=Job.Kind.MACHINE_TRAIN
-    )
-    TrainingRun.objects.create(
-        team=owner.current_team, machine=machine, job=training, time_budget_s=60
-    )
-    batching = services.job_create(
-        team=owner.current_team, created_by=owner, kind=Job.Kind.BATCH_PREDICT
-    )
+    training_job(owner, machine)
+    batching = services.job_create(team=owner.current_team, created_by=owner, kind="batch.predict")
     batch = BatchPrediction.objects.create(
         team=owner.current_team,
         machine=machine,
@@ -73,6 +76,7 @@ def test_jobs_link_to_their_dataset_model_and_batch(
         dataset=dataset,
         storage_dir=f"batches/{uuid.uuid4().hex}",
     )
+    services.job_set_subject(job=batching, subject=batch)
     client = client_of(owner)
 
     listing = client.get("/jobs/").content.decode()
@@ -93,12 +97,15 @@ def test_jobs_link_to_their_dataset_model_and_batch(
 
 def test_no_link_to_a_deleted_or_foreign_dataset(owner: User, make_dataset) -> None:  # noqa: F811
     gone = make_dataset(owner, name="Gone")
-    gone_id = gone.pk
+    process_job(owner, gone)
     gone.delete()
-    process_job(owner, gone_id)
     stranger = member("owner")
     theirs = make_dataset(stranger, name="Theirs")
-    process_job(owner, theirs.pk)  # a job row can only name its own team's data; be sure
+    with pytest.raises(ValueError, match="belong to different teams"):
+        process_job(owner, theirs)
+    # A job row can only name its own team's data; be sure even if one did.
+    mine = make_dataset(owner, name="Mine")
+    Job.objects.filter(pk=process_job(owner, mine).pk).update(subject_id=theirs.pk)
     listing = client_of(owner).get("/jobs/").content.decode()
     assert "job-subject-dataset" not in listing and "Theirs" not in listing
 
@@ -124,17 +131,15 @@ def test_message_and_error_are_apart_and_labelled(owner: User) -> None:
 
 def test_list_queries_do_not_grow_with_jobs(owner: User, make_dataset) -> None:  # noqa: F811
     dataset = make_dataset(owner)
-    process_job(owner, dataset.pk)
+    process_job(owner, dataset)
+    training_job(owner, machine_of(owner))
     client = client_of(owner)
     with CaptureQueriesContext(connection) as one:
         client.get("/jobs/")
     for _ in range(5):
-        process_job(owner, dataset.pk)
-        job = services.job_create(team=owner.current_team, created_by=owner, kind="machine.train")
-        TrainingRun.objects.create(
-            team=owner.current_team, machine=machine_of(owner), job=job, time_budget_s=60
-        )
+        process_job(owner, dataset)
+        training_job(owner, machine_of(owner))
     with CaptureQueriesContext(connection) as many:
         page = client.get("/jobs/").content.decode()
-    assert page.count('data-testid="job-subject-model"') == 5
+    assert page.count('data-testid="job-subject-model"') == 6
     assert len(many) == len(one)

@@ -49,3 +49,20 @@ def test_viewer_sees_no_cancel_button(owner) -> None:
     client.force_login(viewer)
     assert "Cancel job" not in client.get(f"/jobs/{job.pk}/").content.decode()
     assert client.post(f"/jobs/{job.pk}/cancel/").status_code == 403
+
+
+def test_the_jobs_page_takes_the_api_filters_and_ignores_a_bad_value(owner) -> None:
+    services.job_create(
+        team=owner.current_team, created_by=owner, kind="dataset.process", description="Queued X"
+    )
+    cancelled = services.job_create(
+        team=owner.current_team, created_by=owner, kind="dataset.process", description="Gone Y"
+    )
+    services.job_cancel(job=cancelled)
+    client = Client()
+    client.force_login(owner)
+    page = client.get("/jobs/", {"status": "cancelled"}).content.decode()
+    assert "Gone Y" in page and "Queued X" not in page
+    # The API answers 400 to a status it does not know; the page shows the whole list.
+    page = client.get("/jobs/", {"status": "sleeping"}).content.decode()
+    assert "Gone Y" in page and "Queued X" in page

@@ -9,6 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connections
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.models import Membership
 from mlmanager.accounts.services import membership_remove, team_leave
 from mlmanager.core.tests.factories import MembershipFactory, UserFactory, member
@@ -24,7 +25,7 @@ TIMEOUT = 5  # generous: a loaded 2-core machine; the tests wait only when somet
 
 def _job(user: Any, team: Any = None) -> Job:
     return services.job_create(
-        team=team or user.current_team, created_by=user, kind=Job.Kind.DATASET_PROCESS
+        team=team or user.current_team, created_by=user, kind="dataset.process"
     )
 
 
@@ -183,10 +184,10 @@ def test_socket_closes_when_the_membership_is_removed(mode: str, removal: str) -
 
     def remove() -> None:
         if removal == "left":
-            team_leave(user=user, team_id=team.pk)
+            team_leave(caller=Caller.for_session(user), team_id=team.pk)
         else:
             membership = Membership.objects.select_related("user").get(team=team, user=user)
-            membership_remove(actor=boss, membership=membership)
+            membership_remove(caller=Caller.for_session(boss), membership=membership)
 
     async def scenario() -> None:
         connected, _ = await communicator.connect(timeout=TIMEOUT)
@@ -211,7 +212,9 @@ def test_another_users_removal_does_not_close_the_socket(mode: str) -> None:
     async def scenario() -> None:
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected
-        await database_sync_to_async(team_leave)(user=colleague, team_id=team.pk)
+        await database_sync_to_async(team_leave)(
+            caller=Caller.for_session(colleague), team_id=team.pk
+        )
         assert await communicator.receive_nothing(timeout=0.3)
         await communicator.disconnect()
 

@@ -20,7 +20,7 @@ from mlmanager.predictions.models import BatchPrediction
 pytestmark = pytest.mark.django_db
 
 
-def _job(user: Any, kind: str = Job.Kind.DATASET_PROCESS) -> Job:
+def _job(user: Any, kind: str = "dataset.process") -> Job:
     return services.job_create(team=user.current_team, created_by=user, kind=kind)
 
 
@@ -37,12 +37,14 @@ def test_each_event_names_the_object_its_job_works_for(
     dataset = Dataset.objects.create(
         team=owner.current_team, name="d", storage_dir="datasets/live-1", job=dataset_job
     )
+    services.job_set_subject(job=dataset_job, subject=dataset)
     machine = _machine(owner)
-    training_job = _job(owner, Job.Kind.MACHINE_TRAIN)
-    TrainingRun.objects.create(
+    training_job = _job(owner, "machine.train")
+    run = TrainingRun.objects.create(
         team=owner.current_team, machine=machine, job=training_job, time_budget_s=60
     )
-    batch_job = _job(owner, Job.Kind.BATCH_PREDICT)
+    services.job_set_subject(job=training_job, subject=run)
+    batch_job = _job(owner, "batch.predict")
     batch = BatchPrediction.objects.create(
         team=owner.current_team,
         machine=machine,
@@ -50,9 +52,11 @@ def test_each_event_names_the_object_its_job_works_for(
         version_number=1,
         storage_dir="batches/live-1",
     )
+    services.job_set_subject(job=batch_job, subject=batch)
     ids = [dataset_job.pk, training_job.pk, batch_job.pk]
 
-    with django_assert_num_queries(1):
+    # The jobs, then one query per resolver that reads (a dataset job's subject is its page).
+    with django_assert_num_queries(3):
         events = {event["id"]: (team_id, event) for team_id, event in job_events(job_ids=ids)}
 
     def names(job: Job) -> tuple[Any, ...]:
@@ -63,6 +67,12 @@ def test_each_event_names_the_object_its_job_works_for(
     assert names(dataset_job) == ("dataset.process", dataset.pk, None, None)
     assert names(training_job) == ("machine.train", None, machine.pk, None)
     assert names(batch_job) == ("batch.predict", None, machine.pk, batch.pk)
+
+
+def test_a_subject_of_another_model_is_refused(owner: Any) -> None:
+    job = _job(owner, "machine.train")
+    with pytest.raises(ValueError, match=r"a machine\.train job works on a machines\.trainingrun"):
+        services.job_set_subject(job=job, subject=_machine(owner))
 
 
 def test_the_log_tail_is_the_last_whole_lines(owner: Any) -> None:

@@ -15,7 +15,6 @@ from django.test import Client
 
 from mlmanager.datasets.models import Dataset
 from mlmanager.jobs import services
-from mlmanager.jobs.models import Job
 from mlmanager.machines.models import Machine
 
 pytestmark = pytest.mark.django_db
@@ -68,9 +67,7 @@ def test_a_visitor_gets_no_socket() -> None:
 
 
 def test_job_pages_follow_their_jobs(owner: Any, browser: Any) -> None:
-    job = services.job_create(
-        team=owner.current_team, created_by=owner, kind=Job.Kind.DATASET_PROCESS
-    )
+    job = services.job_create(team=owner.current_team, created_by=owner, kind="dataset.process")
     detail = browser.get(f"/jobs/{job.pk}/").content.decode()
     assert _trigger(detail, "job") == f"mlmanager:job from:body{FALLBACK}"
     assert _jobs_followed(detail, "job") == {"id": str(job.pk)}

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _job(user: Any) -> Job:
-    return services.job_create(
-        team=user.current_team, created_by=user, kind=Job.Kind.DATASET_PROCESS
-    )
+    return services.job_create(team=user.current_team, created_by=user, kind="dataset.process")
 
 
 def _ids_and_statuses(watch: TeamJobWatch) -> list[tuple[int, str]]:

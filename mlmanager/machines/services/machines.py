@@ -9,9 +9,12 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from mlmanager.accounts.caller import Caller
+from mlmanager.audit.models import AuditAction
+from mlmanager.audit.services import audit_record
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets.models import Dataset
-from mlmanager.datasets.selectors import require_columns
+from mlmanager.datasets.selectors import require_columns, require_dataset_ready
 from mlmanager.engine.training import (
     DEFAULT_METRIC,
     LEVEL_BUDGET_S,
@@ -51,9 +54,7 @@ def require_ready_dataset(dataset: Dataset | None) -> Dataset:
             _("The dataset of this model was deleted. Create a new model from another dataset."),
             code="dataset_missing",
         )
-    if dataset.status != Dataset.Status.READY:
-        raise Conflict(_("Wait until the dataset is ready."), code="dataset_not_ready")
-    return dataset
+    return require_dataset_ready(dataset=dataset)
 
 
 def _invalid(message: str, field: str) -> ApplicationError:
@@ -156,6 +157,33 @@ def training_spec(
     return spec
 
 
+def training_spec_to_json(spec: TrainingSpec, *, dataset_id: int) -> dict[str, Any]:
+    """`spec` as a run keeps it (TrainingRun.spec), with the dataset it was checked against:
+    the job trains on what was asked at the start, whatever changes on the model meanwhile."""
+    return {
+        "inputs": [list(pair) for pair in spec.inputs],
+        "outputs": [
+            {"name": output.name, "task": output.task, "metric": output.metric}
+            for output in spec.outputs
+        ],
+        "time_budget_s": spec.time_budget_s,
+        "seed": spec.seed,
+        "max_candidates": spec.max_candidates,
+        "dataset_id": dataset_id,
+    }
+
+
+def training_spec_from_json(data: dict[str, Any]) -> TrainingSpec:
+    """The TrainingSpec a run kept (training_spec_to_json), unchecked: it was when kept."""
+    return TrainingSpec(
+        inputs=[(name, kind) for name, kind in data["inputs"]],
+        outputs=[OutputSpec(**output) for output in data["outputs"]],
+        time_budget_s=data["time_budget_s"],
+        seed=data["seed"],
+        max_candidates=data["max_candidates"],
+    )
+
+
 def _configure(
     *,
     dataset: Dataset,
@@ -177,7 +205,7 @@ def _configure(
 
 def machine_create(
     *,
-    user: Any,
+    caller: Caller,
     dataset: Dataset,
     outputs: Any,
     name: str = "",
@@ -196,6 +224,7 @@ def machine_create(
     that exists can be trained. With `train`, its first training is queued in the same
     transaction: a model is never left half-started.
     """
+    user = caller.user
     require_ready_dataset(dataset)
     configuration = _configure(
         dataset=dataset,
@@ -228,8 +257,8 @@ def machine_create(
             # Imported here: the training services import this module.
             from mlmanager.machines.services.training import training_start
 
-            training_start(user=user, machine=machine)
-    logger.info("model %s created on dataset %s by user %s", machine.pk, dataset.pk, user.pk)
+            training_start(caller=caller, machine=machine)
+    logger.info("model %s created on dataset %s by user %s", machine.pk, dataset.pk, caller.user_id)
     return machine
 
 
@@ -299,7 +328,7 @@ def machine_update(
     return machine
 
 
-def machine_delete(*, machine: Machine) -> None:
+def machine_delete(*, caller: Caller, machine: Machine) -> None:
     """Deletes the model with its runs and versions and, after commit, its files. A training
     still running is cancelled; it notices the model is gone and leaves nothing behind."""
     for run in TrainingRun.objects.filter(machine=machine, is_active=True).select_related("job"):
@@ -310,5 +339,9 @@ def machine_delete(*, machine: Machine) -> None:
         deleted, _rows = Machine.objects.filter(pk=machine.pk).delete()
         if not deleted:
             raise NotFound()
+        # The instance keeps its pk (the queryset deleted the row): the record's target id.
+        audit_record(
+            caller=caller, team=machine.team, action=AuditAction.MODEL_DELETED, target=machine
+        )
         transaction.on_commit(lambda: files.remove_dir(storage_dir))
     logger.info("model %s deleted", machine.pk)

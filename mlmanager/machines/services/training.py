@@ -11,10 +11,10 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.errors import ApplicationError, Conflict
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.training import (
-    OutputSpec,
     Progress,
     TrainingError,
     TrainingOutcome,
@@ -29,13 +29,17 @@ from mlmanager.jobs.services import (
     job_create,
     job_enqueue,
     job_is_cancel_requested,
+    job_set_subject,
 )
 from mlmanager.machines import files
+from mlmanager.machines.jobs import MACHINE_TRAIN
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
 from mlmanager.machines.services.machines import (
     require_ready_dataset,
     training_error,
     training_spec,
+    training_spec_from_json,
+    training_spec_to_json,
 )
 from mlmanager.machines.services.versions import finite_or_none, version_create
 
@@ -91,7 +95,7 @@ def training_runs_end_orphaned(*, machine: Machine) -> int:
 
 
 def training_start(
-    *, user: Any, machine: Machine, seed: int = 0, max_candidates: int | None = None
+    *, caller: Caller, machine: Machine, seed: int = 0, max_candidates: int | None = None
 ) -> TrainingRun:
     """Create a run and its job, and queue the job on the "training" queue after commit.
 
@@ -99,6 +103,7 @@ def training_start(
     and kept on the run. A model trains once at a time: a second start is a 409
     `training_active`, enforced by the database's one-active-run constraint.
     """
+    user = caller.user
     dataset = require_ready_dataset(machine.dataset)
     spec = training_spec(
         dataset=dataset,
@@ -119,7 +124,7 @@ def training_start(
         job = job_create(
             team=machine.team,
             created_by=user,
-            kind=Job.Kind.MACHINE_TRAIN,
+            kind=MACHINE_TRAIN,
             description=_("Train %(name)s") % {"name": machine.name},
         )
         run = TrainingRun(
@@ -127,14 +132,7 @@ def training_start(
             machine=machine,
             job=job,
             created_by=user,
-            spec={
-                "inputs": [list(pair) for pair in spec.inputs],
-                "outputs": list(machine.outputs),
-                "time_budget_s": spec.time_budget_s,
-                "seed": seed,
-                "max_candidates": spec.max_candidates,
-                "dataset_id": dataset.pk,
-            },
+            spec=training_spec_to_json(spec, dataset_id=dataset.pk),
             seed=seed,
             time_budget_s=int(spec.time_budget_s),
             max_candidates=spec.max_candidates,
@@ -147,10 +145,11 @@ def training_start(
                 run.save()
         except IntegrityError:
             raise busy from None
+        job_set_subject(job=job, subject=run)
         from mlmanager.machines.tasks import train_machine  # tasks import this module
 
         job_enqueue(job=job, task=train_machine, run_id=run.pk)
-    logger.info("model %s: run %s queued by user %s", machine.pk, run.pk, user.pk)
+    logger.info("model %s: run %s queued by user %s", machine.pk, run.pk, caller.user_id)
     return run
 
 
@@ -282,17 +281,6 @@ def candidate_log_line(
     }
 
 
-def _spec_of(run: TrainingRun) -> TrainingSpec:
-    spec = run.spec
-    return TrainingSpec(
-        inputs=[(name, kind) for name, kind in spec["inputs"]],
-        outputs=[OutputSpec(**output) for output in spec["outputs"]],
-        time_budget_s=spec["time_budget_s"],
-        seed=spec["seed"],
-        max_candidates=spec["max_candidates"],
-    )
-
-
 def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
     """The job's work: train, then record a version.
 
@@ -312,9 +300,9 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
             _("The dataset is being updated. Train the model again once it is ready."),
             code="dataset_not_ready",
         )
-    parquet = files.local_path(dataset.parquet_path)
-    spec = _spec_of(run)
-    workdir = files.local_path(files.run_partial_dir(machine.storage_dir, run.pk))
+    parquet = files.materialise(dataset.parquet_path)
+    spec = training_spec_from_json(run.spec)
+    workdir = files.run_workdir(files.run_partial_dir(machine.storage_dir, run.pk))
     files.remove_dir(files.run_partial_dir(machine.storage_dir, run.pk))  # a retried job's
     workdir.mkdir(parents=True)
     watch = _Watch(context, run, dataset.pk)

@@ -12,6 +12,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils.translation import gettext as _
 
+from mlmanager.accounts.caller import Caller
+from mlmanager.audit.models import AuditAction
+from mlmanager.audit.services import audit_record
 from mlmanager.core.errors import ApplicationError
 from mlmanager.datasets import files as dataset_files
 from mlmanager.datasets.models import Dataset
@@ -84,7 +87,7 @@ def version_create(
     partial = files.run_partial_dir(machine.storage_dir, run.pk)
     final = files.run_dir(machine.storage_dir, run.pk)
     outputs = [
-        _output_record(result, workdir=files.local_path(partial), final_dir=final)
+        _output_record(result, workdir=files.run_workdir(partial), final_dir=final)
         for result in outcome.outputs
     ]
     # What training saw of each input (range, categories): predictions warn against it.
@@ -92,7 +95,7 @@ def version_create(
     inputs = recorded_inputs(
         run.spec["inputs"],
         columns=dataset.columns if dataset is not None else [],
-        parquet=dataset_files.local_path(dataset.parquet_path) if dataset is not None else None,
+        parquet=dataset_files.materialise(dataset.parquet_path) if dataset is not None else None,
     )
     files.publish(partial, final)
     best = outputs[0] if outputs else {}
@@ -137,17 +140,36 @@ def version_create(
     return version
 
 
-def version_activate(*, machine: Machine, version: ModelVersion) -> Machine:
+@transaction.atomic
+def version_activate(*, caller: Caller, machine: Machine, version: ModelVersion) -> Machine:
     """Make `version` the one predictions use (also how a user rolls back)."""
     if version.machine_id != machine.pk:  # pragma: no cover - selectors fetch it by machine
         raise ValueError("version of another model")
+    # The number as the row has it now (the instance may be older), for the record.
+    previous = (
+        Machine.objects.filter(pk=machine.pk)
+        .values_list("active_version__number", flat=True)
+        .first()
+    )
     Machine.objects.filter(pk=machine.pk).update(active_version=version)
     machine.active_version = version
+    if previous != version.number:
+        audit_record(
+            caller=caller,
+            team=machine.team,
+            action=AuditAction.MODEL_VERSION_ACTIVATED,
+            target=version,
+            changes={"active_version": (previous, version.number)},
+            details={"model": machine.name},
+        )
     logger.info("model %s: version %s activated", machine.pk, version.number)
     return machine
 
 
-def version_set_threshold(*, version: ModelVersion, threshold: float | None) -> ModelVersion:
+@transaction.atomic
+def version_set_threshold(
+    *, caller: Caller, version: ModelVersion, threshold: float | None
+) -> ModelVersion:
     """Set (or with None, clear) the decision threshold of the version's two-class outputs:
     predictions in the UI, the API and batches then choose the positive class when its
     probability is at least `threshold`, instead of the more probable class."""
@@ -162,6 +184,7 @@ def version_set_threshold(*, version: ModelVersion, threshold: float | None) -> 
             _("The threshold must be a number between 0 and 1 (both excluded)."),
             code="invalid_threshold",
         )
+    before = version.threshold
     version.threshold = None if threshold is None else float(threshold)
     # Only the threshold changes: the rest was checked when the version was recorded (and
     # `created_by` may since have become empty, its user deleted).
@@ -169,5 +192,14 @@ def version_set_threshold(*, version: ModelVersion, threshold: float | None) -> 
         exclude=[field.name for field in ModelVersion._meta.fields if field.name != "threshold"]
     )
     version.save(update_fields=["threshold", "updated_at"])
+    if version.threshold != before:
+        audit_record(
+            caller=caller,
+            team=version.team,
+            action=AuditAction.MODEL_VERSION_THRESHOLD_CHANGED,
+            target=version,
+            changes={"threshold": (before, version.threshold)},
+            details={"model": version.machine.name},
+        )
     logger.info("model %s: version %s threshold %s", version.machine_id, version.number, threshold)
     return version

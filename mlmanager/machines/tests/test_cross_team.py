@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.tests.factories import api_client_for, member
 from mlmanager.machines import services
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
@@ -41,10 +42,10 @@ def team_b_objects(make_dataset) -> dict[str, int]:
     owner_b = member("owner")
     dataset = make_dataset(owner_b, name="B's data")
     machine = services.machine_create(
-        user=owner_b, dataset=dataset, outputs=["churned"], name="B's model"
+        caller=Caller.for_session(owner_b), dataset=dataset, outputs=["churned"], name="B's model"
     )
     make_version(machine, activate=False)
-    run = services.training_start(user=owner_b, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner_b), machine=machine)
     return {"dataset": dataset.pk, "machine": machine.pk, "run": run.pk}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.machines import services
 from mlmanager.machines.models import Machine
 from mlmanager.machines.tests.conftest import make_version
@@ -19,10 +20,12 @@ def add_models(owner, make_dataset):
 
     def add(count: int) -> Machine:
         for _ in range(count):
-            machine = services.machine_create(user=owner, dataset=dataset, outputs=["churned"])
+            machine = services.machine_create(
+                caller=Caller.for_session(owner), dataset=dataset, outputs=["churned"]
+            )
             version = make_version(machine, number=1)
             make_version(machine, number=2, activate=False)
-            services.training_start(user=owner, machine=machine)
+            services.training_start(caller=Caller.for_session(owner), machine=machine)
             machines.append(machine)
             # Every model of the first one's versions list grows too.
             make_version(machines[0], number=len(machines) + 2, activate=False)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.engine.artifacts import write_artifact
 from mlmanager.engine.training import OutputResult, Progress, TrainingOutcome
 from mlmanager.engine.training.spec import Candidate
@@ -85,7 +86,10 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> ScriptedEngine:
 
 def _machine(owner, dataset, outputs=("churned",)) -> Machine:
     return services.machine_create(
-        user=owner, dataset=dataset, outputs=list(outputs), time_budget_s=BUDGET_S
+        caller=Caller.for_session(owner),
+        dataset=dataset,
+        outputs=list(outputs),
+        time_budget_s=BUDGET_S,
     )
 
 
@@ -96,7 +100,7 @@ def test_cancel_keeps_the_outputs_found_and_names_the_one_without_a_model(
     owner, make_dataset, run_jobs, engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner), outputs=("churned", "spend"))
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     engine.status, engine.found = "cancelled", ["churned"]
     engine.during = lambda: services.training_cancel(run=run)
     run_jobs()
@@ -127,7 +131,7 @@ def test_cancel_before_any_model_keeps_nothing_and_says_so(
     owner, make_dataset, run_jobs, engine, outputs, message
 ) -> None:
     machine = _machine(owner, make_dataset(owner), outputs=outputs)
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     engine.status, engine.found = "cancelled", []
     engine.during = lambda: services.training_cancel(run=run)
     run_jobs()
@@ -148,9 +152,12 @@ def test_cancel_after_the_first_candidate_with_the_real_engine_keeps_a_model(
 
     settings.MLMANAGER_TRAINING_MAX_CANDIDATES = None
     machine = services.machine_create(
-        user=owner, dataset=make_dataset(owner), outputs=["spend"], time_budget_s=BUDGET_S
+        caller=Caller.for_session(owner),
+        dataset=make_dataset(owner),
+        outputs=["spend"],
+        time_budget_s=BUDGET_S,
     )
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     real_train = training.train
     cancelled: list[Progress] = []
 
@@ -184,7 +191,7 @@ def test_a_model_with_a_kept_version_says_cancelled_and_offers_to_activate_it(
     browser, owner, make_dataset, run_jobs, engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner))
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     engine.status = "cancelled"
     engine.during = lambda: services.training_cancel(run=run)
     run_jobs()
@@ -210,7 +217,7 @@ def test_a_model_cancelled_before_any_model_says_so(
     browser, owner, make_dataset, run_jobs, engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner))
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     engine.status, engine.found = "cancelled", []
     engine.during = lambda: services.training_cancel(run=run)
     run_jobs()
@@ -278,7 +285,7 @@ def test_a_run_logs_each_candidate_draws_its_best_score_and_labels_its_scores(
     browser, owner, make_dataset, run_jobs, engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner))
-    services.training_start(user=owner, machine=machine)
+    services.training_start(caller=Caller.for_session(owner), machine=machine)
     engine.reports = [
         _report(1.0, 0.61, [_candidate(1, 0.61, 1.0)], 1),
         _report(2.0, 0.6959, [_candidate(2, 0.6959, 2.0), _candidate(3, 0.65, 2.0)], 3),

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict, PermissionDenied
 from mlmanager.core.tests.factories import member
@@ -37,14 +38,16 @@ def _media_files(under: str) -> list[Path]:
 def _machine(owner, dataset, **kwargs) -> Machine:
     kwargs.setdefault("outputs", ["churned"])
     kwargs.setdefault("time_budget_s", BUDGET_S)
-    return services.machine_create(user=owner, dataset=dataset, **kwargs)
+    return services.machine_create(caller=Caller.for_session(owner), dataset=dataset, **kwargs)
 
 
 @pytest.mark.django_db
 def test_create_infers_tasks_metrics_and_default_inputs(owner, make_dataset) -> None:
     dataset = make_dataset(owner)
     machine = services.machine_create(
-        user=owner, dataset=dataset, outputs=["churned", {"name": "spend", "metric": "mae"}]
+        caller=Caller.for_session(owner),
+        dataset=dataset,
+        outputs=["churned", {"name": "spend", "metric": "mae"}],
     )
     assert machine.outputs == [
         {"name": "churned", "task": "binary", "metric": "roc_auc"},
@@ -83,7 +86,7 @@ def test_create_infers_tasks_metrics_and_default_inputs(owner, make_dataset) -> 
 def test_create_with_overrides(owner, make_dataset) -> None:
     dataset = make_dataset(owner)
     machine = services.machine_create(
-        user=owner,
+        caller=Caller.for_session(owner),
         dataset=dataset,
         name="  Churn risk ",
         outputs=[{"name": "tenure_months", "task": "regression"}],
@@ -126,9 +129,9 @@ def test_update_revalidates_and_keeps_what_is_not_sent(owner, make_dataset) -> N
 def test_training_creates_an_active_signed_version(owner, make_dataset, run_jobs) -> None:
     """The real engine, end to end: job, run, version, files, signature."""
     machine = _machine(owner, make_dataset(owner))
-    run = services.training_start(user=owner, machine=machine, seed=3)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine, seed=3)
     assert run.is_active
-    assert run.job.kind == Job.Kind.MACHINE_TRAIN
+    assert run.job.kind == "machine.train"
     assert run.job.status == Job.Status.QUEUED
     assert run.spec["max_candidates"] == MAX_CANDIDATES
 
@@ -175,24 +178,24 @@ def test_training_creates_an_active_signed_version(owner, make_dataset, run_jobs
 def test_second_start_while_active_conflicts(owner, make_dataset, committing) -> None:
     machine = _machine(owner, make_dataset(owner))
     with committing():
-        services.training_start(user=owner, machine=machine)
+        services.training_start(caller=Caller.for_session(owner), machine=machine)
     with pytest.raises(Conflict) as conflict:
-        services.training_start(user=owner, machine=machine)
+        services.training_start(caller=Caller.for_session(owner), machine=machine)
     assert conflict.value.code == "training_active"
     assert conflict.value.status_code == 409
     assert TrainingRun.objects.filter(machine=machine).count() == 1
-    assert Job.objects.filter(kind=Job.Kind.MACHINE_TRAIN).count() == 1
+    assert Job.objects.filter(kind="machine.train").count() == 1
 
 
 @pytest.mark.django_db
 def test_database_allows_one_active_run_per_model(owner, make_dataset) -> None:
     machine = _machine(owner, make_dataset(owner))
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     with pytest.raises(IntegrityError):
         TrainingRun.objects.create(
             team_id=machine.team_id,
             machine=machine,
-            job=Job.objects.create(team_id=machine.team_id, kind=Job.Kind.MACHINE_TRAIN),
+            job=Job.objects.create(team_id=machine.team_id, kind="machine.train"),
             time_budget_s=run.time_budget_s,
         )
 
@@ -201,13 +204,13 @@ def test_cancel_keeps_best_model_without_activating_it(
     owner, make_dataset, run_jobs, fake_engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner))
-    services.training_start(user=owner, machine=machine)
+    services.training_start(caller=Caller.for_session(owner), machine=machine)
     run_jobs()
     machine.refresh_from_db()
     first = machine.active_version
     assert first is not None and first.number == 1
 
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     fake_engine.wait_for_stop = True
     fake_engine.during = lambda: services.training_cancel(run=run)
     run_jobs()
@@ -226,17 +229,21 @@ def test_cancel_keeps_best_model_without_activating_it(
     assert kept.outputs[0]["metrics"]["log_loss"] is None
     assert kept.outputs[0]["metrics"]["accuracy"] == 0.9
 
-    services.version_activate(machine=machine, version=kept)  # the user may keep it
+    services.version_activate(
+        caller=Caller.for_session(owner), machine=machine, version=kept
+    )  # the user may keep it
     machine.refresh_from_db()
     assert machine.active_version_id == kept.pk
-    services.version_activate(machine=machine, version=first)  # and roll back
+    services.version_activate(
+        caller=Caller.for_session(owner), machine=machine, version=first
+    )  # and roll back
     machine.refresh_from_db()
     assert machine.active_version_id == first.pk
 
 
 def test_cancel_before_any_model_keeps_nothing(owner, make_dataset, run_jobs, fake_engine) -> None:
     machine = _machine(owner, make_dataset(owner))
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     fake_engine.wait_for_stop = True
     fake_engine.outputs_when_cancelled = False
     fake_engine.during = lambda: services.training_cancel(run=run)
@@ -252,28 +259,30 @@ def test_cancel_before_any_model_keeps_nothing(owner, make_dataset, run_jobs, fa
 def test_cancel_queued_run_ends_it_at_once(owner, make_dataset, committing) -> None:
     machine = _machine(owner, make_dataset(owner))
     with committing():
-        run = services.training_start(user=owner, machine=machine)
+        run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     run = services.training_cancel(run=run)
     assert run.job.status == Job.Status.CANCELLED
     assert not run.is_active
     with pytest.raises(Conflict) as finished:
         services.training_cancel(run=run)
     assert finished.value.code == "training_finished"
-    services.training_start(user=owner, machine=machine)  # free to train again
+    services.training_start(
+        caller=Caller.for_session(owner), machine=machine
+    )  # free to train again
 
 
 def test_failed_run_keeps_active_version_and_leaves_no_files(
     owner, make_dataset, run_jobs, fake_engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner))
-    services.training_start(user=owner, machine=machine)
+    services.training_start(caller=Caller.for_session(owner), machine=machine)
     run_jobs()
     machine.refresh_from_db()
     first = machine.active_version
     files_before = _media_files("models")
 
     fake_engine.error = TrainingError("The data has a problem.", code="bad_data", details="tail")
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     run_jobs()
 
     run.refresh_from_db()
@@ -284,7 +293,7 @@ def test_failed_run_keeps_active_version_and_leaves_no_files(
     assert not run.is_active
     assert machine.active_version_id == first.pk
     assert _media_files("models") == files_before
-    machine = selectors.access_machine(user=owner, id=machine.pk)
+    machine = selectors.access_machine(caller=Caller.for_session(owner), id=machine.pk)
     assert selectors.machine_training_status(machine=machine)["status"] == "ready"
 
 
@@ -293,9 +302,9 @@ def test_dataset_deleted_while_training_fails_the_run_clearly(
 ) -> None:
     dataset = make_dataset(owner)
     machine = _machine(owner, dataset)
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     fake_engine.wait_for_stop = True
-    fake_engine.during = lambda: dataset_delete(dataset=dataset)
+    fake_engine.during = lambda: dataset_delete(caller=Caller.for_session(owner), dataset=dataset)
     run_jobs()
 
     run.refresh_from_db()
@@ -308,15 +317,15 @@ def test_dataset_deleted_while_training_fails_the_run_clearly(
     assert not ModelVersion.objects.exists()
     assert _media_files("models") == []
     with pytest.raises(Conflict) as missing:
-        services.training_start(user=owner, machine=machine)
+        services.training_start(caller=Caller.for_session(owner), machine=machine)
     assert missing.value.code == "dataset_missing"
 
 
 def test_dataset_deleted_before_the_run_starts(owner, make_dataset, run_jobs) -> None:
     dataset = make_dataset(owner)
     machine = _machine(owner, dataset)
-    run = services.training_start(user=owner, machine=machine)
-    dataset_delete(dataset=dataset)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
+    dataset_delete(caller=Caller.for_session(owner), dataset=dataset)
     run_jobs()
     run.job.refresh_from_db()
     assert run.job.status == Job.Status.FAILED
@@ -325,7 +334,7 @@ def test_dataset_deleted_before_the_run_starts(owner, make_dataset, run_jobs) ->
 
 def test_run_of_a_killed_worker_is_requeued_once_then_failed(owner, make_dataset, run_jobs) -> None:
     machine = _machine(owner, make_dataset(owner))
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     long_ago = timezone.now() - timedelta(minutes=5)
     assert job_claim(job_id=run.job_id, worker="dead-host:1")
     Job.objects.filter(pk=run.job_id).update(heartbeat_at=long_ago)
@@ -340,10 +349,10 @@ def test_run_of_a_killed_worker_is_requeued_once_then_failed(owner, make_dataset
     assert run.job.error == "The worker running this job stopped unexpectedly."
     run_jobs()  # the messages the reaper sent tell the run it ended; none runs the work
 
-    machine = selectors.access_machine(user=owner, id=machine.pk)
+    machine = selectors.access_machine(caller=Caller.for_session(owner), id=machine.pk)
     assert selectors.machine_active_run(machine=machine) is None
     assert selectors.machine_training_status(machine=machine)["status"] == "failed"
-    second = services.training_start(user=owner, machine=machine)
+    second = services.training_start(caller=Caller.for_session(owner), machine=machine)
     run.refresh_from_db()
     assert not run.is_active
     assert second.is_active
@@ -358,7 +367,7 @@ def test_a_full_disk_fails_the_run_with_a_clear_message_and_leaves_no_files(
     folder.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
     try:
-        run = services.training_start(user=owner, machine=machine)
+        run = services.training_start(caller=Caller.for_session(owner), machine=machine)
         run_jobs()
         left = list(folder.iterdir())
     finally:
@@ -377,12 +386,12 @@ def test_delete_cancels_training_and_removes_files(
     owner, make_dataset, run_jobs, fake_engine
 ) -> None:
     machine = _machine(owner, make_dataset(owner))
-    services.training_start(user=owner, machine=machine)
+    services.training_start(caller=Caller.for_session(owner), machine=machine)
     run_jobs()
     assert _media_files(machine.storage_dir)
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
 
-    services.machine_delete(machine=machine)
+    services.machine_delete(caller=Caller.for_session(owner), machine=machine)
 
     assert not Machine.objects.filter(pk=machine.pk).exists()
     assert not TrainingRun.objects.exists()
@@ -395,9 +404,11 @@ def test_delete_cancels_training_and_removes_files(
 def test_viewer_reads_but_cannot_change(owner, make_dataset) -> None:
     machine = _machine(owner, make_dataset(owner))
     viewer = member("viewer", team=owner.current_team)
-    assert selectors.access_machine(user=viewer, id=machine.pk) == machine
+    assert selectors.access_machine(caller=Caller.for_session(viewer), id=machine.pk) == machine
     with pytest.raises(PermissionDenied):
-        selectors.access_machine(user=viewer, id=machine.pk, action=Action.CHANGE)
+        selectors.access_machine(
+            caller=Caller.for_session(viewer), id=machine.pk, action=Action.CHANGE
+        )
     version = make_version(machine)
     assert selectors.access_version(machine=machine, number=1) == version
 
@@ -419,7 +430,7 @@ def test_cancel_with_the_real_engine_is_quick_and_never_activates(
 
     settings.MLMANAGER_TRAINING_MAX_CANDIDATES = None  # a search that would use its budget
     machine = _machine(owner, make_dataset(owner))  # generous, so a candidate comes in time
-    run = services.training_start(user=owner, machine=machine)
+    run = services.training_start(caller=Caller.for_session(owner), machine=machine)
     real_train = training.train
     cancelled_at: list[float] = []
 
@@ -446,3 +457,24 @@ def test_cancel_with_the_real_engine_is_quick_and_never_activates(
     for kept in ModelVersion.objects.filter(machine=machine):
         assert kept.outcome == ModelVersion.Outcome.CANCELLED
         assert selectors.version_model(version=kept, output="churned") is not None
+
+
+def test_a_training_spec_survives_the_runs_json() -> None:
+    import json
+
+    from mlmanager.engine.training import OutputSpec, TrainingSpec
+    from mlmanager.machines.services.machines import (
+        training_spec_from_json,
+        training_spec_to_json,
+    )
+
+    spec = TrainingSpec(
+        inputs=[("tenure", "numeric"), ("plan", "categorical")],
+        outputs=[OutputSpec(name="churned", task="binary", metric="roc_auc")],
+        time_budget_s=60.0,
+        seed=3,
+        max_candidates=8,
+    )
+    kept = json.loads(json.dumps(training_spec_to_json(spec, dataset_id=5)))
+    assert kept["dataset_id"] == 5
+    assert training_spec_from_json(kept) == spec

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.tests.factories import member
 from mlmanager.machines import services
 from mlmanager.machines.models import Machine
@@ -112,7 +113,7 @@ def test_review_errors_stay_on_the_form(browser, owner, make_dataset) -> None:
 @pytest.mark.django_db
 def test_rollback_edit_and_delete(browser, owner, make_dataset) -> None:
     machine = services.machine_create(
-        user=owner, dataset=make_dataset(owner), outputs=["churned"], level=1
+        caller=Caller.for_session(owner), dataset=make_dataset(owner), outputs=["churned"], level=1
     )
     make_version(machine, number=1, activate=False)
     make_version(machine, number=2)
@@ -139,7 +140,9 @@ def test_rollback_edit_and_delete(browser, owner, make_dataset) -> None:
 
 @pytest.mark.django_db
 def test_second_start_from_the_page_says_why(browser, owner, make_dataset) -> None:
-    machine = services.machine_create(user=owner, dataset=make_dataset(owner), outputs=["churned"])
+    machine = services.machine_create(
+        caller=Caller.for_session(owner), dataset=make_dataset(owner), outputs=["churned"]
+    )
     browser.post(f"/models/{machine.pk}/train/")
     # The page hides the button while training; a second tab might still post.
     response = browser.post(f"/models/{machine.pk}/train/", follow=True)
@@ -150,7 +153,9 @@ def test_second_start_from_the_page_says_why(browser, owner, make_dataset) -> No
 @pytest.mark.django_db
 def test_viewer_sees_no_actions(owner, make_dataset) -> None:
     dataset = make_dataset(owner)
-    machine = services.machine_create(user=owner, dataset=dataset, outputs=["churned"])
+    machine = services.machine_create(
+        caller=Caller.for_session(owner), dataset=dataset, outputs=["churned"]
+    )
     make_version(machine)
     viewer = Client()
     viewer.force_login(member("viewer", team=owner.current_team))
@@ -166,7 +171,10 @@ def test_viewer_sees_no_actions(owner, make_dataset) -> None:
 @pytest.mark.django_db
 def test_names_are_escaped(browser, owner, make_dataset) -> None:
     machine = services.machine_create(
-        user=owner, dataset=make_dataset(owner), outputs=["churned"], name="<script>x</script>"
+        caller=Caller.for_session(owner),
+        dataset=make_dataset(owner),
+        outputs=["churned"],
+        name="<script>x</script>",
     )
     for url in (f"/models/{machine.pk}/", "/models/"):
         html = browser.get(url).content.decode()

@@ -16,14 +16,16 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.core.tests.factories import member
+from mlmanager.engine.prediction import Predictor
 from mlmanager.jobs.models import Job, Worker
 from mlmanager.machines.models import Machine, machine_storage_dir
 from mlmanager.machines.tests.conftest import make_version
 from mlmanager.ops.metrics import JobsCollector
 from mlmanager.predictions import services as prediction_services
 from mlmanager.predictions.schema import InputSchema
-from mlmanager.predictions.serving import ServedOutput, ServedVersion
+from mlmanager.predictions.serving import ServedVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +116,8 @@ def test_a_token_is_required_when_set(client, settings, open_without_token: bool
 class _ConstantModel:
     """Stands in for a trained model: loading and running real artifacts is the engine's."""
 
+    output, task, classes = "spend", "regression", None
+
     def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         return np.full(len(next(iter(columns.values()))), 42.0)
 
@@ -133,7 +137,7 @@ def test_predictions_are_counted_by_rows_and_source(owner, monkeypatch) -> None:
         version_id=version.pk,
         number=version.number,
         schema=InputSchema.of_version(version.inputs),
-        outputs=[ServedOutput("spend", "regression", _ConstantModel(), None)],  # type: ignore[arg-type]
+        predictor=Predictor.of([_ConstantModel()], inputs=["tenure_months"]),  # type: ignore[list-item]
         size_bytes=0,
     )
     monkeypatch.setattr(prediction_services, "served_version", lambda _version: served)
@@ -145,7 +149,7 @@ def test_predictions_are_counted_by_rows_and_source(owner, monkeypatch) -> None:
         machine=machine,
         version=version,
         payload={"rows": [{"tenure_months": months} for months in (1, 12, 30)]},
-        user=owner,
+        caller=Caller.for_session(owner),
         source="ui",
     )
 
@@ -188,7 +192,7 @@ def _worker(name: str, *, heartbeat_ago_s: float, stopped: bool = False) -> Work
 def test_job_metrics_come_from_the_database(client, settings) -> None:
     settings.MLMANAGER_JOB_STALE_S = 30
     team = member().current_team
-    train, process = Job.Kind.MACHINE_TRAIN, Job.Kind.DATASET_PROCESS
+    train, process = "machine.train", "dataset.process"
     _job(team, train, "queued", queue="training")
     _job(team, train, "queued", queue="training")
     _job(team, process, "queued")
@@ -211,7 +215,7 @@ def test_job_metrics_come_from_the_database(client, settings) -> None:
     assert jobs(train, "queued") == 2
     assert jobs(process, "queued") == 2
     assert jobs(train, "cancelled") == 1
-    assert jobs(Job.Kind.BATCH_PREDICT, "running") == 0  # every known pair, zero included
+    assert jobs("batch.predict", "running") == 0  # every known pair, zero included
     assert sum(value for (name, _), value in samples.items() if name == "mlmanager_jobs") == 10
 
     depth = {
@@ -252,7 +256,7 @@ def test_job_metrics_come_from_the_database(client, settings) -> None:
 def test_job_metrics_cost_the_same_few_queries_however_many_jobs(django_assert_num_queries) -> None:
     team = member().current_team
     for seconds in range(30):
-        _job(team, Job.Kind.DATASET_PROCESS, "succeeded", ran_s=seconds)
+        _job(team, "dataset.process", "succeeded", ran_s=seconds)
     with django_assert_num_queries(4):
         families = list(JobsCollector().collect())
     assert [family.name for family in families] == [

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_create, api_token_revoke
 from mlmanager.core.tests.factories import api_client_for, member
 from mlmanager.predictions.models import Prediction
@@ -257,13 +258,13 @@ def test_tokens_are_scoped_to_their_team_and_refused_once_revoked_or_expired(
     listed = team_a.get("/api/v1/predictions/").json()
     assert {row["model"] for row in listed["results"]} == {binary_model.pk}
 
-    token, raw = api_token_create(user=owner, name="short-lived")
+    token, raw = api_token_create(caller=Caller.for_session(owner), name="short-lived")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert post(client, predict_url(binary_model), {"rows": [ROW]}).status_code == 200
-    api_token_revoke(user=owner, token_id=token.pk)
+    api_token_revoke(caller=Caller.for_session(owner), token=token)
     assert post(client, predict_url(binary_model), {"rows": [ROW]}).status_code == 401
-    token, raw = api_token_create(user=owner, name="expiring")
+    token, raw = api_token_create(caller=Caller.for_session(owner), name="expiring")
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert post(client, predict_url(binary_model), {"rows": [ROW]}).status_code == 401
@@ -274,10 +275,10 @@ def test_the_predict_token_check_keeps_the_rules_of_every_other_endpoint(
     owner: Any, binary_model: Any
 ):
     """The predict path checks the token and the model in one query of its own
-    (selectors.predict_grant_for_token): the same rules as the rest of the API."""
+    (machines.selectors.predict_grant_for_token): the same rules as the rest of the API."""
     from mlmanager.accounts.models import ApiToken
 
-    token, raw = api_token_create(user=owner, name="fast path")
+    token, raw = api_token_create(caller=Caller.for_session(owner), name="fast path")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     url = predict_url(binary_model)
@@ -336,14 +337,14 @@ def test_the_predict_token_check_answers_as_every_other_endpoint(
     case: str, owner: Any, binary_model: Any
 ):
     """The predict path checks the token and the model in one query of its own
-    (selectors.predict_grant_for_token); the model's page in the API goes the usual way
+    (machines.selectors.predict_grant_for_token); the model's page in the API goes the usual way
     (BearerTokenAuthentication, access_team_object). Both must answer alike."""
     from mlmanager.accounts.models import ApiToken, Team
 
     team = Team.objects.create(name="Elsewhere") if case == "limited to another team" else None
     if team is not None:
         owner.memberships.create(team=team, role="owner")
-    token, raw = api_token_create(user=owner, name=case, team=team)
+    token, raw = api_token_create(caller=Caller.for_session(owner), name=case, team=team)
     model_id: Any = binary_model.pk
     now = timezone.now()
     if case == "expiring tomorrow":
@@ -351,7 +352,7 @@ def test_the_predict_token_check_answers_as_every_other_endpoint(
     elif case == "expired":
         ApiToken.objects.filter(pk=token.pk).update(expires_at=now - timedelta(seconds=1))
     elif case == "revoked":
-        api_token_revoke(user=owner, token_id=token.pk)
+        api_token_revoke(caller=Caller.for_session(owner), token=token)
     elif case == "user deactivated":
         owner.is_active = False
         owner.save(update_fields=["is_active"])

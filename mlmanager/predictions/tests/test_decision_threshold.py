@@ -1,5 +1,5 @@
 """A version's decision threshold chooses the label of two-class predictions everywhere: the
-API (as the predict page does, through the same ServedVersion.answer) and batch files. Without
+API (as the predict page does, through the same engine `predict_rows`) and batch files. Without
 one, the more probable class, as before."""
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import pyarrow as pa
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.datasets.files import local_path
 from mlmanager.engine.artifacts import write_artifact
+from mlmanager.engine.prediction import predict_table
 from mlmanager.engine.training import TrainedModel
 from mlmanager.engine.training.preprocessing import build_preprocessor
 from mlmanager.machines import files
 from mlmanager.machines.models import Machine, ModelVersion, machine_storage_dir
 from mlmanager.machines.services import version_set_threshold
 from mlmanager.predictions import serving
-from mlmanager.predictions.batches import _with_predictions
 
 
 def _version(owner: Any) -> ModelVersion:
@@ -91,7 +92,7 @@ def test_the_threshold_decides_the_label_in_the_api_and_in_batches(owner: Any, a
     assert chances == [0.11, 0.48, 1.0]  # what the labels are chosen from
     assert [prediction["churned"] for prediction in before] == ["no", "no", "yes"]
 
-    version_set_threshold(version=version, threshold=0.3)
+    version_set_threshold(caller=Caller.for_session(owner), version=version, threshold=0.3)
     after = api.post(url, rows, format="json").json()["predictions"]
     # The version is served from the cache: its new threshold applies all the same.
     assert [prediction["churned"] for prediction in after] == ["no", "yes", "yes"]
@@ -99,11 +100,11 @@ def test_the_threshold_decides_the_label_in_the_api_and_in_batches(owner: Any, a
         prediction["probabilities"] for prediction in before
     ]
 
-    version_set_threshold(version=version, threshold=0.01)
+    version_set_threshold(caller=Caller.for_session(owner), version=version, threshold=0.01)
     served = serving.served_version(ModelVersion.objects.get(pk=version.pk))
-    table = _with_predictions(served, pa.table({"x": [-0.6, 0.0, 2.0]}))
+    table = predict_table(served.predictor, pa.table({"x": [-0.6, 0.0, 2.0]}))
     assert table.column("predicted_churned").to_pylist() == ["yes", "yes", "yes"]
-    version_set_threshold(version=version, threshold=None)
+    version_set_threshold(caller=Caller.for_session(owner), version=version, threshold=None)
     served = serving.served_version(ModelVersion.objects.get(pk=version.pk))
-    table = _with_predictions(served, pa.table({"x": [-0.6, 0.0, 2.0]}))
+    table = predict_table(served.predictor, pa.table({"x": [-0.6, 0.0, 2.0]}))
     assert table.column("predicted_churned").to_pylist() == ["no", "no", "yes"]

@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.datasets.files import local_path
 from mlmanager.engine.profiling import profile_parquet
 from mlmanager.machines import services as machine_services
@@ -280,9 +281,13 @@ def test_training_records_ranges_and_categories_on_the_version(
 ):
     dataset = make_dataset(owner, customers(), name="Customers")
     machine = machine_services.machine_create(
-        user=owner, dataset=dataset, outputs=["churned"], inputs=INPUTS, time_budget_s=10
+        caller=Caller.for_session(owner),
+        dataset=dataset,
+        outputs=["churned"],
+        inputs=INPUTS,
+        time_budget_s=10,
     )
-    machine_services.training_start(user=owner, machine=machine)
+    machine_services.training_start(caller=Caller.for_session(owner), machine=machine)
     run_jobs()
     machine.refresh_from_db()
     assert machine.active_version is not None

@@ -108,7 +108,7 @@ def test_the_log_filters_takes_feedback_and_shows_live_accuracy(
         f"/predictions/{answers[0]['id']}/feedback/", {"actual": answers[0]["churned"]}
     ).content.decode()
     assert 'data-testid="feedback-value"' in row
-    page = browser.get(f"/models/{binary_model.pk}/predictions/?feedback=yes").content.decode()
+    page = browser.get(f"/models/{binary_model.pk}/predictions/?has_feedback=true").content.decode()
     assert page.count('data-testid="log-row"') == 1
     assert 'data-testid="live-accuracy-value">100' in page
     model_page = browser.get(f"/models/{binary_model.pk}/").content.decode()

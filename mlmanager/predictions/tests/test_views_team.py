@@ -93,9 +93,9 @@ def test_filters_by_model_source_and_feedback(browser: Client, owner: User) -> N
 
     assert rows(browser.get(URL, {"model": churn.pk}).content.decode()) == 2
     assert rows(browser.get(URL, {"source": "ui"}).content.decode()) == 1
-    assert rows(browser.get(URL, {"feedback": "yes"}).content.decode()) == 2
-    assert rows(browser.get(URL, {"feedback": "no"}).content.decode()) == 1
-    both = browser.get(URL, {"model": spend.pk, "feedback": "yes", "source": "api"})
+    assert rows(browser.get(URL, {"has_feedback": "true"}).content.decode()) == 2
+    assert rows(browser.get(URL, {"has_feedback": "false"}).content.decode()) == 1
+    both = browser.get(URL, {"model": spend.pk, "has_feedback": "true", "source": "api"})
     assert rows(both.content.decode()) == 1
     # htmx asks for the table alone when a filter changes.
     partial = browser.get(URL, {"model": churn.pk}, HTTP_HX_REQUEST="true").content.decode()
@@ -124,7 +124,7 @@ def test_dates_are_whole_days_of_the_users_time_zone(browser: Client, owner: Use
         {"model": "999999999"},
         {"model": "x"},
         {"source": "batch-of-nothing"},
-        {"feedback": "maybe"},
+        {"has_feedback": "maybe"},
         {"since": "not a date"},
         {"until": "9999-12-31"},
         {"since": "0001-01-01"},
@@ -168,3 +168,32 @@ def test_the_pager_keeps_the_filters_and_queries_do_not_grow_with_rows(
 def test_the_top_bar_leads_to_the_team_log(browser: Client) -> None:
     page = browser.get("/datasets/").content.decode()
     assert f'href="{URL}" data-testid="nav-predictions"' in page
+
+
+def test_the_models_own_log_keeps_its_filters_in_the_pager(browser: Client, owner: User) -> None:
+    churn = make_machine(owner, "Churn")
+    for _ in range(51):
+        log(churn, source=Prediction.Source.UI)
+    log(churn, source=Prediction.Source.API)
+    page = browser.get(f"/models/{churn.pk}/predictions/", {"source": "ui"}).content.decode()
+    assert rows(page) == 50
+    assert 'href="?source=ui&amp;page=2"' in page
+    last = browser.get(f"/models/{churn.pk}/predictions/", {"source": "ui", "page": "2"})
+    assert rows(last.content.decode()) == 1
+
+
+def test_the_api_filters_the_log_by_the_pages_days(owner: User) -> None:
+    from rest_framework.test import APIClient
+
+    churn = make_machine(owner, "Churn")
+    log(churn, at=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), value="first-of-march")
+    log(churn, at=dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC), value="third-of-march")
+    api = APIClient()
+    api.force_authenticate(owner)
+    answer = api.get("/api/v1/predictions/", {"since": "2026-03-02"}).json()
+    assert [row["outputs"]["churned"]["value"] for row in answer["results"]] == ["third-of-march"]
+    answer = api.get("/api/v1/predictions/", {"until": "2026-03-02"}).json()
+    assert [row["outputs"]["churned"]["value"] for row in answer["results"]] == ["first-of-march"]
+    refused = api.get("/api/v1/predictions/", {"since": "not a date"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_filter"

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.management.base import BaseCommand
 
+from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import admin_bootstrap
 from mlmanager.datasets.models import Dataset
 from mlmanager.datasets.services import dataset_create
@@ -43,5 +44,7 @@ class Command(BaseCommand):
             )
             upload.write(DEMO_FILE.read_bytes())
             upload.seek(0)
-            dataset_create(user=user, upload=upload, name=DEMO_NAME, team_id=team.pk)
+            dataset_create(
+                caller=Caller.acting_for(user), upload=upload, name=DEMO_NAME, team_id=team.pk
+            )
             self.stdout.write(f"  Demo dataset queued: {DEMO_NAME}")

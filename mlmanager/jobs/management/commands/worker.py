@@ -22,7 +22,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mlmanager.jobs.workers import WorkerPresence, detect_gpus, usable_queues
+from mlmanager.jobs.workers import (
+    WorkerPresence,
+    detect_gpus,
+    run_startup_hooks,
+    usable_queues,
+)
 
 
 class Command(BaseCommand):
@@ -70,12 +75,7 @@ class Command(BaseCommand):
     def _database(
         self, queues: list[str], gpus: list, interval: float, batch: bool, verbosity: int
     ) -> None:
-        if "training" in queues:
-            # Start the training fork server now (it imports the ML libraries, ~3 s), so the
-            # first run does not spend its time budget on that.
-            from mlmanager.engine.training.process import warm_up
-
-            warm_up()
+        run_startup_hooks(queues)
         presence = WorkerPresence(backend="database", queues=queues, gpus=gpus).start()
         arguments = ["--queue-name", ",".join(queues), "--interval", str(interval)]
         arguments.append("--no-startup-delay")

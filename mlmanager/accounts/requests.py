@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
 if TYPE_CHECKING:
+    from mlmanager.accounts.caller import Caller
     from mlmanager.accounts.models import Team, User
 
 
@@ -16,6 +17,7 @@ class AuthenticatedHttpRequest(HttpRequest):
 
     user: User  # type: ignore[assignment]
     team: Team | None
+    caller: Caller  # accounts.middleware: who asks, with what credential
     htmx: HtmxDetails
 
 

@@ -1,0 +1,160 @@
+"""The audit log: who did what to which object of which team, when, from where, with what.
+
+One `AuditEvent` row per change of membership, role, invitation, token, deletion, model
+activation, threshold, and (later) every money or permission change, written by the service
+that makes the change, in the same transaction (audit.services.audit_record). Rows are never
+edited (Zulip's RealmAuditLog, GitLab's audit events, Grafana's audit log all hold to this):
+`save()` refuses an existing row and the queryset refuses `update()` and `delete()`; the admin
+is read-only. What still removes rows is the database itself: deleting a team cascades to its
+events (nobody could read them any more), and deleting a user keeps their events with
+`actor` emptied and `actor_email` still naming them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditAction(models.TextChoices):
+    """Every action the log records: `<object>.<what happened>`, in the past tense.
+
+    Not the field's `choices` (adding an action then needs no migration); `audit_record`
+    refuses a name that is not here, so a typo at a call site fails its tests, and the filter
+    offers exactly these, plus each `<object>` prefix for "everything about invitations".
+    """
+
+    TEAM_CREATED = "team.created", _("Team created")
+    TEAM_RENAMED = "team.renamed", _("Team renamed")
+    TEAM_SETTINGS_CHANGED = "team.settings_changed", _("Team settings changed")
+    MEMBERSHIP_ADDED = "membership.added", _("Member added")
+    MEMBERSHIP_REMOVED = "membership.removed", _("Member removed")
+    MEMBERSHIP_ROLE_CHANGED = "membership.role_changed", _("Member's role changed")
+    INVITATION_CREATED = "invitation.created", _("Invitation created")
+    INVITATION_ACCEPTED = "invitation.accepted", _("Invitation accepted")
+    INVITATION_REVOKED = "invitation.revoked", _("Invitation revoked")
+    TOKEN_CREATED = "token.created", _("API token created")
+    TOKEN_REVOKED = "token.revoked", _("API token revoked")
+    DATASET_DELETED = "dataset.deleted", _("Dataset deleted")
+    MODEL_DELETED = "model.deleted", _("Model deleted")
+    MODEL_VERSION_ACTIVATED = "model_version.activated", _("Model version activated")
+    MODEL_VERSION_THRESHOLD_CHANGED = (
+        "model_version.threshold_changed",
+        _("Decision threshold changed"),
+    )
+
+
+# The `<object>` part of the actions, for filtering a whole family ("every invitation event").
+ACTION_GROUPS: dict[str, Any] = {
+    "team": _("Team (all)"),
+    "membership": _("Members (all)"),
+    "invitation": _("Invitations (all)"),
+    "token": _("API tokens (all)"),
+    "dataset": _("Datasets (all)"),
+    "model": _("Models (all)"),
+    "model_version": _("Model versions (all)"),
+}
+
+
+# How the actor signed in (accounts.caller.Credential's values), as the page names them.
+CREDENTIAL_LABELS: dict[str, Any] = {
+    "session": _("web session"),
+    "personal_token": _("personal API token"),
+    "team_token": _("team API token"),
+    "device_key": _("device key"),
+    "marketplace_key": _("marketplace key"),
+    "system": _("the platform"),
+}
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """No bulk path around the log's guarantee: `update()` and `delete()` refuse. The one
+    update allowed is Django's collector emptying `actor` when a user is deleted (SET_NULL runs
+    `update(actor=None)` on this queryset); a deleted team's events go with it through the
+    collector's own delete query."""
+
+    def update(self, **kwargs: Any) -> int:
+        if kwargs != {"actor": None}:
+            raise TypeError("Audit events are never edited.")
+        return super().update(**kwargs)
+
+    def delete(self) -> NoReturn:
+        raise TypeError("Audit events are never deleted one by one; they go with their team.")
+
+    def for_team(self, team: Any) -> AuditEventQuerySet:
+        return self.filter(team=team)
+
+
+class AuditEvent(models.Model):
+    """One recorded change: the actor as they were then (their e-mail is kept as text so the
+    events of a deleted user stay readable), the credential and address they used, the action,
+    the object it touched (type, id and its name at the time, since the object may be gone),
+    and what changed (`changes`: {field: {"before": ..., "after": ...}}; `details`: any other
+    context, never a secret)."""
+
+    team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.CASCADE,
+        related_name="+",
+        # Null for events of an account rather than a team (a personal API token, which acts
+        # in every team of its user): staff see those in the admin.
+        null=True,
+        blank=True,
+        db_index=False,  # the indexes below start with the team
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    actor_email = models.EmailField(blank=True)  # empty for the platform itself (system)
+    credential = models.CharField(max_length=20)  # accounts.caller.Credential
+    credential_id = models.BigIntegerField(null=True, blank=True)  # the token's or key's id
+    address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=60)  # an AuditAction
+    target_type = models.CharField(max_length=60, blank=True)  # the model's name: "membership"
+    target_id = models.BigIntegerField(null=True, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The page and the API: one team's events, newest first, optionally of one action.
+            models.Index(fields=["team", "-created_at"], name="audit_team_created"),
+            models.Index(fields=["team", "action", "-created_at"], name="audit_team_action"),
+            models.Index(fields=["team", "target_type", "target_id"], name="audit_team_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_email or self.credential} at {self.created_at}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A guard, not a side effect: the log is append-only, so a row is saved exactly once.
+        if not self._state.adding:
+            raise TypeError("Audit events are never edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Audit events are never deleted one by one; they go with their team.")
+
+    @property
+    def credential_label(self) -> str:
+        return str(CREDENTIAL_LABELS.get(self.credential, self.credential))
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(AuditAction(self.action).label)
+        except ValueError:  # an action since renamed: its name is still meaningful
+            return self.action

@@ -1,0 +1,18 @@
+"""The datasets API under /api/v1/ (mounted by config/urls.py in the `api` namespace)."""
+
+from django.urls import path
+
+from mlmanager.datasets import api
+
+# The resources GET /api/v1/ lists: the name it shows -> the URL name in this module.
+index = {"datasets": "datasets"}
+
+urlpatterns = [
+    path("datasets/", api.DatasetListCreateApi.as_view(), name="datasets"),
+    path("datasets/<int:dataset_id>/", api.DatasetDetailApi.as_view(), name="dataset"),
+    path(
+        "datasets/<int:dataset_id>/preview/",
+        api.DatasetPreviewApi.as_view(),
+        name="dataset-preview",
+    ),
+]
