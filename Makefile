@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare lock-serving clean
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare bench-readings lock-serving clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
@@ -84,6 +84,14 @@ BENCH_QUEUE_ARGS ?=
 # 127.0.0.1; about 15 minutes on 2 cores (BENCH_QUEUE_ARGS=--quick: a few minutes).
 bench-queue: install
 	$(BIN)/python bench/job_queue.py $(BENCH_QUEUE_ARGS)
+
+BENCH_READINGS_ARGS ?=
+
+# Readings over HTTP (`mlmanager web`, 10 000 per request) against a raw COPY, and the p95 of a
+# 30-day chart over 10 M readings. Needs PostgreSQL on 127.0.0.1 (a database bench_readings is
+# created and dropped; or DATABASE_URL). BENCH_READINGS_ARGS=--quick: seconds.
+bench-readings: install
+	$(BIN)/python bench/readings.py $(BENCH_READINGS_ARGS)
 
 PEERS_VENV := bench/.venv-peers
 BENCH_AUTOML_ARGS ?=

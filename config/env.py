@@ -262,6 +262,11 @@ class Environment:
     account_address_rate: str | None
     object_storage: ObjectStorage | None  # None: files in the data folder
     storage_cache_mb: int  # the S3 mode's local copies, per machine
+    mqtt_url: str  # the broker of the sensor bridge (mqtt://host:port); empty: no MQTT
+    mqtt_prefix: str  # topics are <prefix>/sites/<site id>/sensors/<device id>
+    simulate: bool  # `mlmanager run` feeds the demo site simulated readings
+    reading_retention_days: int  # raw readings kept, unless a team sets its own
+    rollup_retention_days: int  # minute and hour rollups kept, unless a team sets its own
 
     @property
     def is_production(self) -> bool:
@@ -352,7 +357,26 @@ def read_environment() -> Environment:
         account_address_rate=_rate("MLMANAGER_ACCOUNT_ADDRESS_RATE", "30/hour"),
         object_storage=_object_storage("MLMANAGER_STORAGE_URL"),
         storage_cache_mb=_positive_int("MLMANAGER_STORAGE_CACHE_MB", 2048),
+        mqtt_url=_mqtt_url("MLMANAGER_MQTT_URL"),
+        mqtt_prefix=_mqtt_prefix("MLMANAGER_MQTT_PREFIX", "mlmanager"),
+        simulate=_bool("MLMANAGER_SIMULATE", default=True),
+        reading_retention_days=_positive_int("MLMANAGER_READING_RETENTION_DAYS", 365),
+        rollup_retention_days=_positive_int("MLMANAGER_ROLLUP_RETENTION_DAYS", 3650),
     )
+
+
+def _mqtt_url(name: str) -> str:
+    raw = os.environ.get(name, "").strip()
+    if raw and (urlsplit(raw).scheme not in ("mqtt", "mqtts") or not urlsplit(raw).hostname):
+        raise ConfigurationError(f"{name} must look like mqtt://host:1883 or mqtts://host:8883")
+    return raw
+
+
+def _mqtt_prefix(name: str, default: str) -> str:
+    raw = os.environ.get(name, "").strip().strip("/") or default
+    if any(character in raw for character in "+#\x00") or "//" in raw:
+        raise ConfigurationError(f"{name} must be a topic without wildcards, not {raw!r}")
+    return raw
 
 
 # --- the client side ---------------------------------------------------------------------------

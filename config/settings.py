@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "mlmanager.datasets",
     "mlmanager.machines",
     "mlmanager.predictions",
+    "mlmanager.sites",
     "mlmanager.live",
     "mlmanager.ops",
 ]
@@ -190,6 +191,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # tens of millions), so the worker refuses files past these before or while reading.
 MLMANAGER_MAX_ROWS = ENV.max_rows
 MLMANAGER_MAX_CELLS = ENV.max_cells
+
+# Sites and sensors: the MQTT broker of the sensor bridge (empty: REST ingest only), its topic
+# prefix, and how long readings are kept (a team may set its own, sites.RetentionPolicy).
+MLMANAGER_MQTT_URL = ENV.mqtt_url
+MLMANAGER_MQTT_PREFIX = ENV.mqtt_prefix
+# Whether `mlmanager run` starts `mlmanager simulate`, the demo site's feed.
+MLMANAGER_SIMULATE = ENV.simulate
+MLMANAGER_READING_RETENTION_DAYS = ENV.reading_retention_days
+MLMANAGER_ROLLUP_RETENTION_DAYS = ENV.rollup_retention_days
 
 MLMANAGER_SIGNUP_OPEN = ENV.signup_open
 MLMANAGER_SITE_URL = ENV.site_url

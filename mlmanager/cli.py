@@ -4,7 +4,9 @@
 demo dataset, then run the web server, the live-update server, a background worker and the
 scheduler together until Ctrl-C. `mlmanager web`, `mlmanager live` (the WebSocket server of the
 live updates), `mlmanager worker` and `mlmanager scheduler` (the job reaper) start one of them
-(for separate machines or processes).
+(for separate machines or processes). `mlmanager run` also starts `mlmanager mqtt` (the sensor
+bridge) when MLMANAGER_MQTT_URL is set, and `mlmanager simulate` (the demo site's readings)
+unless MLMANAGER_SIMULATE=off.
 The client subcommands (upload, datasets, create-model, models, train, predict, batch,
 feedback, predictions) call a server's API with `mlmanager.client.Client`; `mlmanager COMMAND
 --help` describes each. Anything else is passed to Django's manage.py (`mlmanager migrate`,
@@ -137,6 +139,14 @@ def _scheduler_command() -> list[str]:
     return [sys.executable, "-m", "mlmanager.cli", "scheduler"]
 
 
+def _mqtt_command() -> list[str]:
+    return [sys.executable, "-m", "mlmanager.cli", "mqtt"]
+
+
+def _simulate_command() -> list[str]:
+    return [sys.executable, "-m", "mlmanager.cli", "simulate"]
+
+
 def run() -> int:
     env = read_environment()
     _require_free_port(env.host, env.port)
@@ -152,12 +162,24 @@ def run() -> int:
         subprocess.Popen(_worker_command(), start_new_session=True),  # noqa: S603
         subprocess.Popen(_scheduler_command(), start_new_session=True),  # noqa: S603
     ]
+    # The sensor bridge when a broker is configured; the demo site's feed unless switched off
+    # (over MQTT with a broker, else through this server's REST ingest).
+    if env.mqtt_url:
+        processes.append(subprocess.Popen(_mqtt_command(), start_new_session=True))  # noqa: S603
+    if env.simulate:
+        processes.append(subprocess.Popen(_simulate_command(), start_new_session=True))  # noqa: S603
     shown_host = "127.0.0.1" if env.host in ("0.0.0.0", "") else env.host  # noqa: S104
     # Without an SMTP host, e-mails (sign-up activation links too) print in this terminal.
     mailed = "e-mailed" if env.email_host else "printed here"
     signup = f",\n  or sign up a new account (its activation link is {mailed})"
+    demo = (
+        f"\n  The demo site's live dashboard: http://{shown_host}:{env.port}/sites/"
+        if env.simulate
+        else ""
+    )
     print(
         f"\n  MLManager is running at http://{shown_host}:{env.port}/  (Ctrl-C stops it)"
+        f"{demo}"
         f"\n  Log in as {env.admin_email} with the password shown when it was created"
         f"{signup if env.signup_open else ''}.\n",
         flush=True,

@@ -46,6 +46,20 @@ class AuditAction(models.TextChoices):
         "model_version.threshold_changed",
         _("Decision threshold changed"),
     )
+    SITE_CREATED = "site.created", _("Site created")
+    SITE_CHANGED = "site.changed", _("Site changed")
+    SITE_DELETED = "site.deleted", _("Site deleted")
+    SITE_PRODUCTION_STARTED = "site.production_started", _("Production started")
+    SITE_EMERGENCY_STOPPED = "site.emergency_stopped", _("Emergency stop")
+    SITE_MEMBER_SET = "site_member.set", _("Site role given")
+    SITE_MEMBER_REMOVED = "site_member.removed", _("Site role removed")
+    DEVICE_KEY_CREATED = "device_key.created", _("Device key created")
+    DEVICE_KEY_REVOKED = "device_key.revoked", _("Device key revoked")
+    SENSOR_CREATED = "sensor.created", _("Sensor created")
+    SENSOR_CHANGED = "sensor.changed", _("Sensor changed")
+    SENSOR_DELETED = "sensor.deleted", _("Sensor deleted")
+    SENSOR_CALIBRATED = "sensor.calibrated", _("Sensor calibrated")
+    SITE_ALERT_ACKNOWLEDGED = "site_alert.acknowledged", _("Site alert acknowledged")
 
 
 # The `<object>` part of the actions, for filtering a whole family ("every invitation event").
@@ -57,6 +71,11 @@ ACTION_GROUPS: dict[str, Any] = {
     "dataset": _("Datasets (all)"),
     "model": _("Models (all)"),
     "model_version": _("Model versions (all)"),
+    "site": _("Sites (all)"),
+    "site_member": _("Site roles (all)"),
+    "device_key": _("Device keys (all)"),
+    "sensor": _("Sensors (all)"),
+    "site_alert": _("Site alerts (all)"),
 }
 
 

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.security.websocket import OriginValidator
+from django.apps import apps
 from django.conf import settings
-from django.urls import path
+from django.urls import URLPattern, path
+from django.utils.module_loading import module_has_submodule
 
 from mlmanager.live.consumers import JobEventsConsumer
 
 websocket_urlpatterns = [path("ws/events/", JobEventsConsumer.as_asgi())]
+
+
+def app_websocket_urlpatterns() -> list[URLPattern]:
+    """This module's routes, then every other installed app's `<app>/routing.py`
+    `websocket_urlpatterns`, in INSTALLED_APPS order (as config/urls.py gathers `api_urls`): an
+    app adds its sockets without a line here naming it."""
+    patterns = list(websocket_urlpatterns)
+    for config in apps.get_app_configs():
+        if not config.name.startswith("mlmanager.") or config.name == "mlmanager.live":
+            continue
+        if module_has_submodule(config.module, "routing"):
+            module = import_module(f"{config.name}.routing")
+            patterns.extend(getattr(module, "websocket_urlpatterns", []))
+    return patterns
+
 
 LOCAL_HOST_NAMES = ["localhost", "127.0.0.1", "[::1]"]
 # Addresses a server binds to that mean "every interface": no page is served from them.
@@ -50,4 +68,6 @@ def websocket_application() -> Any:
     """The socket app: a handshake whose Origin is not one of allowed_origins() is refused
     (403), as is one without an Origin. The settings are read when this is called: call it once
     they are final. The user comes from the session cookie."""
-    return OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins())
+    return OriginValidator(
+        AuthMiddlewareStack(URLRouter(app_websocket_urlpatterns())), allowed_origins()
+    )
