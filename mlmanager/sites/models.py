@@ -160,6 +160,18 @@ class Sensor(TeamOwnedModel):
     def calibrated(self, raw: float) -> float:
         return raw * self.calibration_multiplier + self.calibration_offset
 
+    def bands_broken(self, value: float) -> set[str]:
+        """The bands ("warning", "critical") the value is outside of, each judged on its own:
+        a sensor with only critical limits has only critical alerts."""
+        broken = set()
+        for band, low, high in (
+            ("warning", self.warning_min, self.warning_max),
+            ("critical", self.critical_min, self.critical_max),
+        ):
+            if (low is not None and value < low) or (high is not None and value > high):
+                broken.add(band)
+        return broken
+
 
 class Reading(models.Model):
     """One value of one sensor at one time: unique per (sensor, timestamp), so a reading sent

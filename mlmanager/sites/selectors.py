@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import models
@@ -25,6 +25,7 @@ from mlmanager.sites.access import (
     SiteAction,
     effective_site_role,
     require_site_action,
+    site_role_allows,
 )
 from mlmanager.sites.models import (
     Alert,
@@ -83,11 +84,7 @@ def _with_roles(queryset: QuerySet[_ModelT], caller: Caller, site_field: str) ->
 
 def _allows(obj: Any, action: SiteAction) -> bool:
     role = effective_site_role(team_role=obj.caller_team_role, site_role=obj.caller_site_role)
-    try:
-        require_site_action(role, action)
-    except Exception:
-        return False
-    return True
+    return site_role_allows(role, action)
 
 
 def _access(
@@ -131,44 +128,6 @@ def access_alert(*, caller: Caller, id: Any, action: SiteAction = SiteAction.VIE
         action=action,
         site_field="site_id",
     )
-
-
-def site_role_for(*, caller: Caller, site: Site) -> str | None:
-    """The caller's role on a site already fetched (for pages showing or hiding buttons)."""
-    role = getattr(site, "caller_role", None)
-    if role is not None or caller.user_id is None:
-        return role
-    team_role = (
-        Membership.objects.filter(team_id=site.team_id, user_id=caller.user_id)
-        .values_list("role", flat=True)
-        .first()
-        if caller.allows_team(site.team_id)
-        else None
-    )
-    site_role = (
-        SiteMembership.objects.filter(site=site, user_id=caller.user_id)
-        .values_list("role", flat=True)
-        .first()
-    )
-    return effective_site_role(team_role=team_role, site_role=site_role)
-
-
-def user_site_role(*, user_id: int, site_id: int) -> str | None:
-    """A user's role on a site, from their memberships (the live socket checks it again)."""
-    site = Site.objects.filter(pk=site_id).values("team_id").first()
-    if site is None:
-        return None
-    team_role = (
-        Membership.objects.filter(team_id=site["team_id"], user_id=user_id)
-        .values_list("role", flat=True)
-        .first()
-    )
-    site_role = (
-        SiteMembership.objects.filter(site_id=site_id, user_id=user_id)
-        .values_list("role", flat=True)
-        .first()
-    )
-    return effective_site_role(team_role=team_role, site_role=site_role)
 
 
 # --- lists ---------------------------------------------------------------------------------------
@@ -230,29 +189,8 @@ def sensor_state(sensor: Sensor, *, now: datetime | None = None) -> str:
     patience = timedelta(seconds=max(60, 3 * sensor.sampling_interval_s))
     if now - sensor.last_timestamp > patience:
         return "stale"
-    return band_of(sensor, sensor.last_value) or "ok"
-
-
-def band_of(sensor: Sensor, value: float) -> str | None:
-    """ "critical" outside the critical band, "warning" outside the warning band, else None."""
-    if (sensor.critical_min is not None and value < sensor.critical_min) or (
-        sensor.critical_max is not None and value > sensor.critical_max
-    ):
-        return "critical"
-    if (sensor.warning_min is not None and value < sensor.warning_min) or (
-        sensor.warning_max is not None and value > sensor.warning_max
-    ):
-        return "warning"
-    return None
-
-
-def site_efficiency(*, site: Site, on: date | None = None) -> float | None:
-    """actual / capacity of the day's production record (today by default); None without
-    either."""
-    if not site.capacity:
-        return None
-    record = site.production.filter(date=on or timezone.localdate()).first()
-    return None if record is None else record.actual / site.capacity
+    broken = sensor.bands_broken(sensor.last_value)
+    return "critical" if "critical" in broken else "warning" if broken else "ok"
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,6 @@ BAND_SEVERITY = {
 }
 
 
-def bands_broken(sensor: Sensor, value: float) -> set[str]:
-    """The bands (warning, critical) the value is outside of; each is checked on its own, so a
-    sensor with only critical limits has only critical alerts."""
-    broken = set()
-    for band, low, high in (
-        (Alert.Band.WARNING, sensor.warning_min, sensor.warning_max),
-        (Alert.Band.CRITICAL, sensor.critical_min, sensor.critical_max),
-    ):
-        if (low is not None and value < low) or (high is not None and value > high):
-            broken.add(str(band))
-    return broken
-
-
 def alerts_evaluate(*, sensor: Sensor, values: Sequence[tuple[datetime, float]]) -> None:
     """Walk a sensor's new values in time order: open an alert for each band a value leaves,
     resolve the open ones of the bands it is back inside. Called by the ingest in its
@@ -43,7 +30,7 @@ def alerts_evaluate(*, sensor: Sensor, values: Sequence[tuple[datetime, float]])
         alert.band: alert for alert in Alert.objects.filter(sensor=sensor).open().exclude(band="")
     }
     for moment, value in values:
-        broken = bands_broken(sensor, value)
+        broken = sensor.bands_broken(value)
         for band in sorted(broken - set(open_alerts)):
             alert = _open(sensor, band, moment, value)
             if alert is not None:

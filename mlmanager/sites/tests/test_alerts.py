@@ -12,7 +12,7 @@ from mlmanager.audit.models import AuditEvent
 from mlmanager.core.tests.factories import member
 from mlmanager.sites.models import Alert, Sensor
 from mlmanager.sites.selectors import sensor_state
-from mlmanager.sites.services.alerts import alert_acknowledge, bands_broken
+from mlmanager.sites.services.alerts import alert_acknowledge
 from mlmanager.sites.services.readings import readings_ingest
 from mlmanager.sites.tests.factories import caller_of, sensor_of, site_of
 
@@ -43,11 +43,11 @@ def test_bands_are_checked_each_on_its_own(owner_site: tuple[Any, Any]) -> None:
     _owner, site = owner_site
     only_critical = sensor_of(site, "Pressure", critical_min=900, critical_max=1100)
     both = sensor_of(site, "Heat", warning_min=10, warning_max=50, critical_max=80)
-    assert bands_broken(only_critical, 1200) == {"critical"}
-    assert bands_broken(only_critical, 1000) == set()
-    assert bands_broken(both, 60) == {"warning"}
-    assert bands_broken(both, 90) == {"critical", "warning"}
-    assert bands_broken(both, 5) == {"warning"}
+    assert only_critical.bands_broken(1200) == {"critical"}
+    assert only_critical.bands_broken(1000) == set()
+    assert both.bands_broken(60) == {"warning"}
+    assert both.bands_broken(90) == {"critical", "warning"}
+    assert both.bands_broken(5) == {"warning"}
 
 
 def test_one_alert_per_band_however_many_readings_break_it(owner_site: tuple[Any, Any]) -> None:
