@@ -136,7 +136,9 @@ def test_dashboard_ranges_read_rollups(
     browser: Client, owner: Any, site: Site, sensor: Sensor
 ) -> None:
     """An hour ago is outside the 1 h chart, inside the 24 h one (minute rollups)."""
-    _send(owner, sensor, 50.0, 55.0, start=timezone.now() - timedelta(hours=2))
+    # At the start of a minute: two readings seconds apart must not straddle two rollups.
+    start = (timezone.now() - timedelta(hours=2)).replace(second=0, microsecond=0)
+    _send(owner, sensor, 50.0, 55.0, start=start)
 
     one_hour = browser.get(f"/sites/{site.pk}/?range=1h").context["cards"][0]["chart"]
     one_day = browser.get(f"/sites/{site.pk}/?range=24h").context["cards"][0]["chart"]
