@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare bench-readings lock-serving clean
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare bench-readings bench-alerts lock-serving clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
@@ -92,6 +92,12 @@ BENCH_READINGS_ARGS ?=
 # created and dropped; or DATABASE_URL). BENCH_READINGS_ARGS=--quick: seconds.
 bench-readings: install
 	$(BIN)/python bench/readings.py $(BENCH_READINGS_ARGS)
+
+# Issue 15: 10 000 alert rules against an hour of 1 M readings (evaluation ≤ 0.1 × ingest) and the
+# p99 from a breaking reading to its alert row over HTTP. Needs PostgreSQL on 127.0.0.1 (a database
+# bench_alerts is created and dropped).
+bench-alerts: install
+	$(BIN)/python bench/alerts.py $(BENCH_ALERTS_ARGS)
 
 PEERS_VENV := bench/.venv-peers
 BENCH_AUTOML_ARGS ?=

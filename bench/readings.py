@@ -83,8 +83,9 @@ def _with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def database() -> Iterator[str]:
-    """The URL of the database to use: DATABASE_URL, or a fresh one dropped afterwards."""
+def database(name: str = DEFAULT_DATABASE) -> Iterator[str]:
+    """The URL of the database to use: DATABASE_URL, or a fresh one (`name`) dropped
+    afterwards. bench/alerts.py uses it too."""
     import psycopg
 
     given = os.environ.get("DATABASE_URL", "")
@@ -96,18 +97,18 @@ def database() -> Iterator[str]:
     admin = _with_database(DEFAULT_SERVER, "postgres")
     try:
         with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {DEFAULT_DATABASE} WITH (FORCE)")
-            connection.execute(f"CREATE DATABASE {DEFAULT_DATABASE}")
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            connection.execute(f"CREATE DATABASE {name}")
     except psycopg.Error as error:
-        raise BenchError(f"cannot create database {DEFAULT_DATABASE}: {error}") from error
+        raise BenchError(f"cannot create database {name}: {error}") from error
     try:
-        yield _with_database(DEFAULT_SERVER, DEFAULT_DATABASE)
+        yield _with_database(DEFAULT_SERVER, name)
     finally:
         from django.db import connections
 
         connections.close_all()
         with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {DEFAULT_DATABASE} WITH (FORCE)")
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def django_setup(url: str, data_dir: Path) -> None:

@@ -267,6 +267,8 @@ class Environment:
     simulate: bool  # `mlmanager run` feeds the demo site simulated readings
     reading_retention_days: int  # raw readings kept, unless a team sets its own
     rollup_retention_days: int  # minute and hour rollups kept, unless a team sets its own
+    notify_interval_s: float  # how often due notifications (e-mail, webhooks) are delivered
+    webhook_allow_private: bool  # webhooks may POST to private and loopback addresses
 
     @property
     def is_production(self) -> bool:
@@ -362,6 +364,9 @@ def read_environment() -> Environment:
         simulate=_bool("MLMANAGER_SIMULATE", default=True),
         reading_retention_days=_positive_int("MLMANAGER_READING_RETENTION_DAYS", 365),
         rollup_retention_days=_positive_int("MLMANAGER_ROLLUP_RETENTION_DAYS", 3650),
+        notify_interval_s=_float("MLMANAGER_NOTIFY_INTERVAL_S", 10.0) or 10.0,
+        # SSRF: in production a webhook may not reach the servers' own network unless asked.
+        webhook_allow_private=_bool("MLMANAGER_WEBHOOK_ALLOW_PRIVATE", default=not production),
     )
 
 

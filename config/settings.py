@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "mlmanager.machines",
     "mlmanager.predictions",
     "mlmanager.sites",
+    "mlmanager.monitoring",
     "mlmanager.live",
     "mlmanager.ops",
 ]
@@ -200,6 +201,12 @@ MLMANAGER_MQTT_PREFIX = ENV.mqtt_prefix
 MLMANAGER_SIMULATE = ENV.simulate
 MLMANAGER_READING_RETENTION_DAYS = ENV.reading_retention_days
 MLMANAGER_ROLLUP_RETENTION_DAYS = ENV.rollup_retention_days
+
+# Monitoring's notifications: how often the outbox is delivered (`monitoring.deliver`), and
+# whether webhooks may POST to private, loopback and link-local addresses (off in production:
+# a team admin must not reach the servers' own network through a webhook; SSRF).
+MLMANAGER_NOTIFY_INTERVAL_S = ENV.notify_interval_s
+MLMANAGER_WEBHOOK_ALLOW_PRIVATE = ENV.webhook_allow_private
 
 MLMANAGER_SIGNUP_OPEN = ENV.signup_open
 MLMANAGER_SITE_URL = ENV.site_url

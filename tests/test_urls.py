@@ -108,6 +108,15 @@ ADDED_NAMESPACES = (
     "api:sensor",
     "api:alert",
     "api:readings",
+    "monitoring:",
+    "api:chart",
+    "api:dashboard",
+    "api:model-monitoring",
+    "api:alert",
+    "api:model-attachment",
+    "api:report",
+    "api:webhook",
+    "api:notification",
 )
 
 SAMPLE_ARGUMENTS = {

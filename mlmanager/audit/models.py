@@ -59,7 +59,40 @@ class AuditAction(models.TextChoices):
     SENSOR_CHANGED = "sensor.changed", _("Sensor changed")
     SENSOR_DELETED = "sensor.deleted", _("Sensor deleted")
     SENSOR_CALIBRATED = "sensor.calibrated", _("Sensor calibrated")
+    # Recorded before alerts moved to the monitoring app (alert.acknowledged since): kept so
+    # those events still read.
     SITE_ALERT_ACKNOWLEDGED = "site_alert.acknowledged", _("Site alert acknowledged")
+    ALERT_RULE_CREATED = "alert_rule.created", _("Alert rule created")
+    ALERT_RULE_CHANGED = "alert_rule.changed", _("Alert rule changed")
+    ALERT_RULE_DELETED = "alert_rule.deleted", _("Alert rule deleted")
+    ALERT_RULE_MUTED = "alert_rule.muted", _("Alert rule muted")
+    ALERT_RULE_UNMUTED = "alert_rule.unmuted", _("Alert rule unmuted")
+    ALERT_RAISED = "alert.raised", _("Alert raised")
+    ALERT_ACKNOWLEDGED = "alert.acknowledged", _("Alert acknowledged")
+    ALERT_ASSIGNED = "alert.assigned", _("Alert assigned")
+    ALERT_COMMENTED = "alert.commented", _("Alert commented on")
+    ALERT_MUTED = "alert.muted", _("Alert muted")
+    ALERT_UNMUTED = "alert.unmuted", _("Alert unmuted")
+    ALERT_RESOLVED = "alert.resolved", _("Alert resolved")
+    REPORT_CREATED = "report.created", _("Report created")
+    REPORT_CHANGED = "report.changed", _("Report changed")
+    REPORT_DELETED = "report.deleted", _("Report deleted")
+    REPORT_SENT = "report.sent", _("Report sent now")
+    WEBHOOK_CREATED = "webhook.created", _("Webhook created")
+    WEBHOOK_CHANGED = "webhook.changed", _("Webhook changed")
+    WEBHOOK_DELETED = "webhook.deleted", _("Webhook deleted")
+    CHART_CREATED = "chart.created", _("Chart created")
+    CHART_CHANGED = "chart.changed", _("Chart changed")
+    CHART_DELETED = "chart.deleted", _("Chart deleted")
+    DASHBOARD_CREATED = "dashboard.created", _("Dashboard created")
+    DASHBOARD_CHANGED = "dashboard.changed", _("Dashboard changed")
+    DASHBOARD_DELETED = "dashboard.deleted", _("Dashboard deleted")
+    NOTIFICATION_PREFERENCE_CHANGED = (
+        "notification_preference.changed",
+        _("Notification preferences changed"),
+    )
+    MODEL_ATTACHED = "model_attachment.created", _("Model attached to a site")
+    MODEL_DETACHED = "model_attachment.deleted", _("Model detached from a site")
 
 
 # The `<object>` part of the actions, for filtering a whole family ("every invitation event").
@@ -76,6 +109,14 @@ ACTION_GROUPS: dict[str, Any] = {
     "device_key": _("Device keys (all)"),
     "sensor": _("Sensors (all)"),
     "site_alert": _("Site alerts (all)"),
+    "alert_rule": _("Alert rules (all)"),
+    "alert": _("Alerts (all)"),
+    "report": _("Reports (all)"),
+    "webhook": _("Webhooks (all)"),
+    "chart": _("Charts (all)"),
+    "dashboard": _("Dashboards (all)"),
+    "notification_preference": _("Notification preferences (all)"),
+    "model_attachment": _("Models on sites (all)"),
 }
 
 

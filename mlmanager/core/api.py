@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
+from mlmanager.core.filters import MAX_ID
 from mlmanager.core.pagination import StandardPagination
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,16 @@ def server_error(request: HttpRequest) -> HttpResponse:
         error = ApplicationError(_("Internal server error."), code="server_error", status_code=500)
         return JsonResponse(error.as_dict(), status=error.status_code)
     return defaults.server_error(request)
+
+
+class IdField(serializers.IntegerField):
+    """An object's id in a request body: a whole number from 1 to the largest the database
+    stores (a bigger one would overflow the query: a 500, not a 400)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
 
 
 class StrictCharField(serializers.CharField):

@@ -103,6 +103,11 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
         if message["team_id"] == self.team_id:  # the group is the team's; checked again anyway
             await self.send_json(message["event"])
 
+    async def notification_event(self, message: dict[str, Any]) -> None:
+        """An in-app notification of this socket's user (sent to their own group only, by
+        monitoring's notifications after the commit): `{"type": "notification", ...}`."""
+        await self.send_json(message["event"])
+
     async def membership_removed(self, message: dict[str, Any]) -> None:
         if message["team_id"] == self.team_id:
             await self._close_not_a_member()

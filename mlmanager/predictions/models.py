@@ -30,6 +30,7 @@ class Prediction(TeamOwnedModel):
     class Source(models.TextChoices):
         API = "api", _("API")
         UI = "ui", _("Web form")
+        SITE = "site", _("Site sensors")  # a model attached to a site (monitoring)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     machine = models.ForeignKey(

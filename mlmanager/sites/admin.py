@@ -7,7 +7,6 @@ from django.contrib import admin
 
 from mlmanager.core.admin import ReadOnlyAdmin
 from mlmanager.sites.models import (
-    Alert,
     CalibrationRecord,
     DeadLetter,
     DeviceKey,
@@ -43,15 +42,6 @@ class SensorAdmin(ReadOnlyAdmin):
     list_filter = ["sensor_type", "is_active"]
     search_fields = ["name", "device_id", "site__name"]
     list_select_related = ["site"]
-
-
-@admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
-    list_display = ["id", "title", "site", "severity", "created_at", "acknowledged_at"]
-    list_filter = ["severity", ("resolved_at", admin.EmptyFieldListFilter)]
-    search_fields = ["title", "site__name"]
-    list_select_related = ["site"]
-    date_hierarchy = "created_at"
 
 
 @admin.register(CalibrationRecord)

@@ -1,5 +1,5 @@
 """The sites API under /api/v1/ (mounted by config/urls.py in the `api` namespace): sites,
-sensors, alerts and the readings ingest."""
+sensors and the readings ingest (alerts are the monitoring app's)."""
 
 from django.urls import path
 
@@ -9,7 +9,6 @@ from mlmanager.sites.api import readings, sensors, sites
 index = {
     "sites": "sites",
     "sensors": "sensors",
-    "alerts": "alerts",
     "readings": "readings",
 }
 
@@ -64,12 +63,6 @@ urlpatterns = [
         "sensors/<int:sensor_id>/calibrations/",
         sensors.SensorCalibrationListApi.as_view(),
         name="sensor-calibrations",
-    ),
-    path("alerts/", sensors.AlertListApi.as_view(), name="alerts"),
-    path(
-        "alerts/<int:alert_id>/acknowledge/",
-        sensors.AlertAcknowledgeApi.as_view(),
-        name="alert-acknowledge",
     ),
     path("readings/", readings.ReadingIngestApi.as_view(), name="readings"),
 ]

@@ -155,6 +155,10 @@ class SiteDashboardConsumer(AsyncJsonWebsocketConsumer):
         if not allowed:
             await self._close_not_allowed()
 
+    async def notification_event(self, message: dict[str, Any]) -> None:
+        """The user's in-app notifications share their group; the page's own socket
+        (ws/events/) shows them, this dashboard has nothing to do with them."""
+
     # --- the periodic look (both modes) ---
 
     async def _keep_watching(self) -> None:

@@ -1,9 +1,9 @@
-"""Filters of the sites, sensors and alerts lists, one FilterSet per list (validation and the
-schema: core.filters).
+"""Filters of the sites and sensors lists, one FilterSet per list (validation and the schema:
+core.filters).
 
 Sites: `status`, `search` (in the name, location and description). Sensors: `site`, `type`,
-`active`. Alerts: `site`, `severity`, `acknowledged`. Each only narrows what the selector
-already scoped to the caller's sites.
+`active`. Each only narrows what the selector already scoped to the caller's sites. (Alerts
+are the monitoring app's: monitoring.rule_filters.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 
 from mlmanager.core.filters import BooleanFilter, FilterSet, PositiveIntegerFilter
-from mlmanager.sites.models import Alert, Sensor, Site
+from mlmanager.sites.models import Sensor, Site
 
 # The choices are documented inline: a component "StatusEnum" would collide with the jobs'.
 
@@ -29,12 +29,7 @@ class SensorTypeFilter(django_filters.ChoiceFilter):
     pass
 
 
-@extend_schema_field({"type": "string", "enum": Alert.Severity.values})
-class SeverityFilter(django_filters.ChoiceFilter):
-    pass
-
-
-@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 200})
+@extend_schema_field({"type": "string", "minLength": 1})  # an empty one is refused (400)
 class SearchFilter(django_filters.CharFilter):
     pass
 
@@ -69,22 +64,3 @@ class SensorFilter(FilterSet):
     class Meta(FilterSet.Meta):
         model = Sensor
         fields: list[str] = []
-
-
-class AlertFilter(FilterSet):
-    site = PositiveIntegerFilter(field_name="site_id", help_text=_("A site's id."))
-    severity = SeverityFilter(label=_("Severity"), choices=Alert.Severity.choices)
-    acknowledged = BooleanFilter(
-        method="filter_acknowledged", help_text=_("Acknowledged (true) or not yet (false).")
-    )
-
-    class Meta(FilterSet.Meta):
-        model = Alert
-        fields: list[str] = []
-
-    def filter_acknowledged(
-        self, queryset: QuerySet[Alert], name: str, value: bool | None
-    ) -> QuerySet[Alert]:
-        if value is None:
-            return queryset
-        return queryset.filter(acknowledged_at__isnull=not value)

@@ -32,11 +32,34 @@ def _version_key(site_id: int) -> str:
     return f"sites:version:{site_id}"
 
 
+class _Changes:
+    """The sites changed in one transaction, told once when it commits: an ingest that also
+    opens alerts (the monitoring app tells of those) gives each dashboard one update."""
+
+    def __init__(self) -> None:
+        self.site_ids: set[int] = set()
+
+    def publish(self) -> None:
+        _publish(sorted(self.site_ids))
+
+
 def site_changed(*, site_ids: Iterable[int]) -> None:
-    """Once the caller's transaction commits, tell the sites' dashboards."""
-    ids = sorted(set(site_ids))
-    if ids:
-        transaction.on_commit(lambda: _publish(ids))
+    """Once the caller's transaction commits, tell the sites' dashboards (once per site and
+    transaction, however many changes the transaction made)."""
+    ids = set(site_ids)
+    if not ids:
+        return
+    connection = transaction.get_connection()
+    changes: _Changes | None = getattr(connection, "mlmanager_site_changes", None)
+    # The batch of this transaction, if its callback is still waiting: a rolled-back
+    # transaction drops its callbacks, and its batch with them.
+    if changes is None or not any(
+        entry[1] == changes.publish for entry in connection.run_on_commit
+    ):
+        changes = _Changes()
+        connection.mlmanager_site_changes = changes  # type: ignore[attr-defined]
+        transaction.on_commit(changes.publish)
+    changes.site_ids |= ids
 
 
 def _publish(site_ids: list[int]) -> None:

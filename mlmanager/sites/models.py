@@ -2,9 +2,10 @@
 
 The monitoring system MLManager grows from: a team runs sites; each site has sensors with
 warning and critical bands and a calibration; readings stream in over REST and MQTT (one
-ingest path, `services/readings.py`); a reading outside a band opens one alert per sensor and
-band until the sensor is back inside. Members see the sites they hold a role on (team owners
-and admins see every site).
+ingest path, `services/readings.py`). A sensor's bands are the built-in alert rules of the
+`monitoring` app, which keeps the alerts: a reading outside a band opens one alert per sensor
+and band until the sensor is back inside. Members see the sites they hold a role on (team
+owners and admins see every site).
 """
 
 from __future__ import annotations
@@ -161,8 +162,8 @@ class Sensor(TeamOwnedModel):
         return raw * self.calibration_multiplier + self.calibration_offset
 
     def bands_broken(self, value: float) -> set[str]:
-        """The bands ("warning", "critical") the value is outside of, each judged on its own:
-        a sensor with only critical limits has only critical alerts."""
+        """The bands ("warning", "critical") the value is outside of, each judged on its own
+        (a sensor with only critical limits is never in warning): the sensor's state."""
         broken = set()
         for band, low, high in (
             ("warning", self.warning_min, self.warning_max),
@@ -261,66 +262,6 @@ class ProductionRecord(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.site_id} {self.date}: {self.actual}"
-
-
-class AlertQuerySet(TeamScopedQuerySet["Alert"]):
-    def open(self) -> AlertQuerySet:
-        return self.filter(resolved_at__isnull=True)
-
-
-class Alert(TeamOwnedModel):
-    """Something on a site needs attention. A threshold alert (`band` set) stays open while its
-    sensor is outside that band and is resolved when it is back inside: one open alert per
-    sensor and band (a constraint), however many readings break it."""
-
-    class Severity(models.TextChoices):
-        INFO = "info", _("Info")
-        WARNING = "warning", _("Warning")
-        CRITICAL = "critical", _("Critical")
-        EMERGENCY = "emergency", _("Emergency")
-
-    class Band(models.TextChoices):
-        WARNING = "warning", _("Warning band")
-        CRITICAL = "critical", _("Critical band")
-
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="alerts")
-    sensor = models.ForeignKey(
-        Sensor, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
-    )
-    severity = models.CharField(max_length=20, choices=Severity.choices)
-    band = models.CharField(max_length=20, choices=Band.choices, blank=True)
-    title = models.CharField(max_length=200)
-    message = models.TextField(blank=True)
-    value = models.FloatField(null=True, blank=True, help_text=_("The reading that opened it"))
-    acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-
-    objects = AlertQuerySet.as_manager()  # type: ignore[misc]
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["sensor", "band"],
-                condition=Q(resolved_at__isnull=True) & ~Q(band=""),
-                name="alert_one_open_per_sensor_band",
-            ),
-            models.CheckConstraint(
-                condition=Q(severity__in=["info", "warning", "critical", "emergency"]),
-                name="alert_severity_known",
-            ),
-        ]
-        indexes = [models.Index(fields=["site", "resolved_at"], name="alert_site_open")]
-
-    def __str__(self) -> str:
-        return self.title
-
-    @property
-    def acknowledged(self) -> bool:
-        return self.acknowledged_at is not None
 
 
 class DeviceKey(TeamOwnedModel):

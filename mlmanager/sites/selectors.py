@@ -1,8 +1,9 @@
-"""Team- and site-scoped reads of sites, sensors, readings and alerts.
+"""Team- and site-scoped reads of sites, sensors and readings (and of the alerts the
+`monitoring` app keeps about a site, for its status).
 
-`access_site`, `access_sensor` and `access_alert` are the permission-checked fetches of a
-client-supplied id: one query finds the object among the caller's teams and reads the caller's
-team role and site role with it (sites.access decides what the pair allows).
+`access_site` and `access_sensor` are the permission-checked fetches of a client-supplied id:
+one query finds the object among the caller's teams and reads the caller's team role and site
+role with it (sites.access decides what the pair allows).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mlmanager.accounts.caller import Caller, Credential
 from mlmanager.accounts.models import Membership
 from mlmanager.core.access import parse_id
 from mlmanager.core.errors import NotFound
+from mlmanager.monitoring.models import Alert
 from mlmanager.sites.access import (
     TEAM_ROLES_OVER_EVERY_SITE,
     SiteAction,
@@ -28,7 +30,6 @@ from mlmanager.sites.access import (
     site_role_allows,
 )
 from mlmanager.sites.models import (
-    Alert,
     CalibrationRecord,
     DeadLetter,
     DeviceKey,
@@ -65,14 +66,17 @@ def site_ids_for_caller(caller: Caller, *, action: SiteAction = SiteAction.VIEW)
     """Ids of the sites on which the caller may do `action`."""
     return [
         site.pk
-        for site in _with_roles(sites_for_caller(caller), caller, "pk")
+        for site in with_site_roles(sites_for_caller(caller), caller, "pk")
         if _allows(site, action)
     ]
 
 
-def _with_roles(queryset: QuerySet[_ModelT], caller: Caller, site_field: str) -> QuerySet[_ModelT]:
-    """Annotate the caller's team role (joined through for_caller's membership join) and the
-    role granted on the object's site."""
+def with_site_roles(
+    queryset: QuerySet[_ModelT], caller: Caller, site_field: str
+) -> QuerySet[_ModelT]:
+    """Annotate the caller's team role (joined through for_caller's membership join, which
+    `queryset` must already have) and the role granted on the object's site (`site_field`;
+    null for an object of no site). Other apps whose objects belong to a site use it too."""
     granted = SiteMembership.objects.filter(
         site_id=OuterRef(site_field), user_id=caller.user_id or 0
     )
@@ -91,7 +95,7 @@ def _access(
     queryset: QuerySet[_ModelT], *, caller: Caller, id: Any, action: SiteAction, site_field: str
 ) -> _ModelT:
     found = list(
-        _with_roles(queryset.for_caller(caller), caller, site_field)  # type: ignore[attr-defined]
+        with_site_roles(queryset.for_caller(caller), caller, site_field)  # type: ignore[attr-defined]
         .filter(pk=parse_id(id))
         .order_by()[:1]
     )
@@ -120,16 +124,6 @@ def access_sensor(*, caller: Caller, id: Any, action: SiteAction = SiteAction.VI
     )
 
 
-def access_alert(*, caller: Caller, id: Any, action: SiteAction = SiteAction.VIEW) -> Alert:
-    return _access(
-        Alert.objects.select_related("site", "sensor"),
-        caller=caller,
-        id=id,
-        action=action,
-        site_field="site_id",
-    )
-
-
 # --- lists ---------------------------------------------------------------------------------------
 
 
@@ -137,10 +131,9 @@ def sensors_for_caller(caller: Caller) -> QuerySet[Sensor]:
     return Sensor.objects.filter(site__in=sites_for_caller(caller)).select_related("site")
 
 
-def alerts_for_caller(caller: Caller) -> QuerySet[Alert]:
-    return Alert.objects.filter(site__in=sites_for_caller(caller)).select_related(
-        "site", "sensor", "acknowledged_by"
-    )
+def sensors_of_site(*, site_id: int) -> QuerySet[Sensor]:
+    """A site's sensors, for an app that already checked the caller's right on the site."""
+    return Sensor.objects.filter(site_id=site_id)
 
 
 def site_members(*, site: Site) -> QuerySet[SiteMembership]:
@@ -180,6 +173,14 @@ def dead_letters_for_caller(caller: Caller) -> QuerySet[DeadLetter]:
 # --- a site's state now -------------------------------------------------------------------------
 
 
+def site_open_alerts(*, site_ids: list[int]) -> QuerySet[Alert]:
+    """The firing alerts of these sites (a sensor's band, a rule on its sensors, an emergency
+    stop), newest first; a rule's alert that is only pending is not one yet."""
+    return Alert.objects.filter(
+        site_id__in=site_ids, resolved_at__isnull=True, state=Alert.State.FIRING
+    ).order_by("-started_at", "-pk")
+
+
 def sensor_state(sensor: Sensor, *, now: datetime | None = None) -> str:
     """ok / warning / critical by the latest value against the bands; stale when no reading
     came for three sampling intervals (at least a minute) or none ever came."""
@@ -207,9 +208,7 @@ class SiteStatus:
 def site_status(*, site: Site) -> SiteStatus:
     now = timezone.now()
     sensors = list(site.sensors.filter(is_active=True).order_by("name"))
-    alerts = list(
-        site.alerts.open().select_related("sensor", "acknowledged_by").order_by("-created_at")
-    )
+    alerts = list(site_open_alerts(site_ids=[site.pk]).select_related("sensor", "acknowledged_by"))
     today = (
         site.production.filter(date=timezone.localdate()).values_list("actual", flat=True).first()
     )
@@ -231,7 +230,8 @@ def sites_overview(*, caller: Caller) -> list[dict[str, Any]]:
     sites = list(sites_for_caller(caller).order_by("name"))
     ids = [site.pk for site in sites]
     alerts = dict(
-        Alert.objects.filter(site_id__in=ids, resolved_at__isnull=True)
+        site_open_alerts(site_ids=ids)
+        .order_by()
         .values("site_id")
         .annotate(n=Count("id"))
         .values_list("site_id", "n")
@@ -403,3 +403,192 @@ def device_key_site_id(caller: Caller) -> int | None:
         .values_list("site_id", flat=True)
         .first()
     )
+
+
+# --- series for charts and rules (monitoring) ---------------------------------------------------
+
+
+class PeriodBucket(models.Func):
+    """The number of the `period_s`-long period since the Unix epoch a datetime falls in
+    (⌊epoch seconds / period_s⌋): aligned the same way on both databases, so 60-second buckets
+    are the minute rollups' and 3600-second ones the hour rollups'."""
+
+    output_field = models.BigIntegerField()
+
+    def __init__(self, expression: Any, period_s: int) -> None:
+        super().__init__(expression)
+        self.period_s = int(period_s)  # an int: safe to write into the SQL
+        if self.period_s < 1:
+            raise ValueError("period_s must be positive")
+
+    def as_sql(  # type: ignore[override]  # always this one template
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {sql}) / {self.period_s}) AS BIGINT)", list(params)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"(unixepoch({sql}) / {self.period_s})", list(params)
+
+
+SENSOR_AGGREGATIONS = ("avg", "min", "max", "last", "count")
+
+
+def series_sensor_sites(
+    *, caller: Caller | None, team_id: int, sensor_ids: Iterable[int]
+) -> dict[int, int]:
+    """Sensor id -> site id of the given sensors that belong to team `team_id` and that the
+    caller sees (`None`: the platform itself, every sensor of the team)."""
+    sensors = Sensor.objects.filter(team_id=team_id, pk__in=list(sensor_ids))
+    if caller is not None:
+        sensors = sensors.filter(site__in=sites_for_caller(caller))
+    return dict(sensors.values_list("pk", "site_id"))
+
+
+def sensor_readings_between(
+    *, sensor_id: int, start: datetime, end: datetime, limit: int
+) -> list[tuple[datetime, float]]:
+    """(timestamp, value) of a sensor's readings in [start, end), oldest first, at most
+    `limit` of them (the oldest ones: the caller asks for one more to know there are more)."""
+    return list(
+        Reading.objects.filter(sensor_id=sensor_id, timestamp__gte=start, timestamp__lt=end)
+        .order_by("timestamp")
+        .values_list("timestamp", "value")[:limit]
+    )
+
+
+def sensor_period_values(
+    *, sensor_id: int, start: datetime, end: datetime, period_s: int, aggregation: str
+) -> dict[int, float]:
+    """Bucket number (PeriodBucket) -> the aggregate of a sensor's readings in that bucket,
+    for buckets with readings in [start, end). `start` and `end` should be bucket bounds:
+    the minute (period a multiple of 60) or hour (of 3600) rollups then answer avg, min, max
+    and count exactly, and far faster than the readings; `last` reads the readings (the
+    rollups keep no order)."""
+    if aggregation not in SENSOR_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation}")
+    if aggregation == "last":
+        newest = dict(
+            Reading.objects.filter(sensor_id=sensor_id, timestamp__gte=start, timestamp__lt=end)
+            .annotate(period=PeriodBucket("timestamp", period_s))
+            .values("period")
+            .annotate(newest=Max("timestamp"))
+            .values_list("period", "newest")
+            .order_by()
+        )
+        values = dict(
+            Reading.objects.filter(sensor_id=sensor_id, timestamp__in=list(newest.values()))
+            .values_list("timestamp", "value")
+            .order_by()
+        )
+        return {period: values[stamp] for period, stamp in newest.items() if stamp in values}
+    resolution = (
+        ReadingRollup.Resolution.HOUR
+        if period_s % 3600 == 0
+        else ReadingRollup.Resolution.MINUTE
+        if period_s % 60 == 0
+        else None
+    )
+    rows: Any
+    if resolution is not None:
+        rows = (
+            ReadingRollup.objects.filter(
+                sensor_id=sensor_id, resolution=resolution, bucket__gte=start, bucket__lt=end
+            )
+            .annotate(period=PeriodBucket("bucket", period_s))
+            .values("period")
+            .annotate(n=Sum("count"), total=Sum("total"), low=Min("minimum"), high=Max("maximum"))
+            .values_list("period", "n", "total", "low", "high")
+            .order_by()
+        )
+    else:
+        rows = (
+            Reading.objects.filter(sensor_id=sensor_id, timestamp__gte=start, timestamp__lt=end)
+            .annotate(period=PeriodBucket("timestamp", period_s))
+            .values("period")
+            .annotate(n=Count("value"), total=Sum("value"), low=Min("value"), high=Max("value"))
+            .values_list("period", "n", "total", "low", "high")
+            .order_by()
+        )
+    result: dict[int, float] = {}
+    for period, count, total, low, high in rows:
+        if not count:
+            continue
+        result[int(period)] = {
+            "avg": total / count,
+            "min": low,
+            "max": high,
+            "count": float(count),
+        }[aggregation]
+    return result
+
+
+def sensor_latest_reading(*, sensor_id: int, at: datetime) -> tuple[datetime, float] | None:
+    """The sensor's newest reading at or before `at` (timestamp, value)."""
+    found = (
+        Reading.objects.filter(sensor_id=sensor_id, timestamp__lte=at)
+        .order_by("-timestamp")
+        .values_list("timestamp", "value")
+        .first()
+    )
+    return found if found is None else (found[0], found[1])
+
+
+# A window longer than this reads its whole minutes from the minute rollups.
+_WINDOW_FROM_ROLLUPS_AFTER = timedelta(hours=2)
+
+
+def sensor_window_value(
+    *, sensor_id: int, start: datetime, end: datetime, aggregation: str
+) -> float | None:
+    """The aggregate of a sensor's readings in (start, end] (a rule's window ending at the
+    evaluation time, the reading at that instant included); None for no readings (0 for
+    count). Long windows read their whole minutes from the minute rollups and only the two
+    partial minutes at their ends from the readings."""
+    if aggregation not in SENSOR_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation}")
+    readings = Reading.objects.filter(sensor_id=sensor_id)
+    if aggregation == "last":
+        found = (
+            readings.filter(timestamp__gt=start, timestamp__lte=end)
+            .order_by("-timestamp")
+            .values_list("value", flat=True)
+            .first()
+        )
+        return found
+    parts: list[dict[str, Any]] = []
+    if end - start > _WINDOW_FROM_ROLLUPS_AFTER:
+        first_whole = _minute(start) + MINUTE  # (start, first_whole) from the readings
+        last_whole = _minute(end)  # [last_whole, end] from the readings
+        parts.append(
+            ReadingRollup.objects.filter(
+                sensor_id=sensor_id,
+                resolution=ReadingRollup.Resolution.MINUTE,
+                bucket__gte=first_whole,
+                bucket__lt=last_whole,
+            ).aggregate(n=Sum("count"), total=Sum("total"), low=Min("minimum"), high=Max("maximum"))
+        )
+        edges = [
+            readings.filter(timestamp__gt=start, timestamp__lt=first_whole),
+            readings.filter(timestamp__gte=last_whole, timestamp__lte=end),
+        ]
+    else:
+        edges = [readings.filter(timestamp__gt=start, timestamp__lte=end)]
+    for edge in edges:
+        parts.append(
+            edge.aggregate(
+                n=Count("value"), total=Sum("value"), low=Min("value"), high=Max("value")
+            )
+        )
+    parts = [part for part in parts if part["n"]]
+    count = sum(part["n"] for part in parts)
+    if aggregation == "count":
+        return float(count)
+    if not count:
+        return None
+    if aggregation == "avg":
+        return float(sum(part["total"] for part in parts) / count)
+    if aggregation == "min":
+        return float(min(part["low"] for part in parts))
+    return float(max(part["high"] for part in parts))

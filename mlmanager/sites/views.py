@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
@@ -28,6 +28,9 @@ from mlmanager.accounts.selectors import team_members
 from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.core.htmx import render_page_or_partial
 from mlmanager.core.pagination import page_of
+from mlmanager.monitoring.access import MonitorAction
+from mlmanager.monitoring.selectors import access_alert
+from mlmanager.monitoring.services import alerts as alert_services
 from mlmanager.sites import charts, selectors
 from mlmanager.sites.access import SiteAction, site_role_allows
 from mlmanager.sites.forms import (
@@ -40,7 +43,6 @@ from mlmanager.sites.forms import (
     ThresholdsForm,
 )
 from mlmanager.sites.models import Sensor, Site
-from mlmanager.sites.services import alerts as alert_services
 from mlmanager.sites.services import sensors as sensor_services
 from mlmanager.sites.services import sites as site_services
 
@@ -237,7 +239,10 @@ def site_production(request: AuthenticatedHttpRequest, site_id: int) -> HttpResp
 @login_required
 @require_POST
 def alert_acknowledge(request: AuthenticatedHttpRequest, alert_id: int) -> HttpResponse:
-    alert = selectors.access_alert(caller=request.caller, id=alert_id, action=SiteAction.OPERATE)
+    """The site dashboard's acknowledge button (the alert's own page is monitoring's)."""
+    alert = access_alert(caller=request.caller, id=alert_id, action=MonitorAction.OPERATE)
+    if alert.site_id is None:
+        raise Http404
     alert_services.alert_acknowledge(caller=request.caller, alert=alert)
     messages.success(request, _("Alert acknowledged."))
     return redirect("sites:dashboard", site_id=alert.site_id)

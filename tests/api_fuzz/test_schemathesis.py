@@ -48,6 +48,27 @@ POSITIVE_DATA_ACCEPTANCE_ALSO_ALLOWS = {
     "POST /api/v1/sensors/": ("400",),  # a band's minimum at most its maximum
     "PATCH /api/v1/sensors/{sensor_id}/": ("400",),  # as POST /sensors/
     "GET /api/v1/sensors/{sensor_id}/readings/": ("400",),  # start before end
+    # Monitoring: the sensors of a chart or rule are of one site, a condition's thresholds are
+    # consistent (low ≤ high) and its series indices exist, a layout's cells do not overlap.
+    "POST /api/v1/charts/": ("400",),
+    "PATCH /api/v1/charts/{chart_id}/": ("400",),
+    "POST /api/v1/dashboards/": ("400",),
+    "PATCH /api/v1/dashboards/{dashboard_id}/": ("400",),
+    "POST /api/v1/alert_rules/": ("400",),
+    "PATCH /api/v1/alert_rules/{rule_id}/": ("400",),
+    "GET /api/v1/models/{machine_id}/monitoring/": ("400",),  # output: one of the model's
+    "POST /api/v1/model_attachments/": ("400",),  # inputs: the model's, sensors: the site's
+    "POST /api/v1/reports/": ("400",),  # exactly one of chart and dashboard; recipients see it
+    "PUT /api/v1/reports/{report_id}/": ("400",),  # as POST /reports/
+    "PATCH /api/v1/reports/{report_id}/": ("400",),  # as POST /reports/
+    "GET /api/v1/charts/{chart_id}/data/": ("400",),  # start before end
+    "POST /api/v1/alerts/{alert_id}/assign/": ("400",),  # a member who sees the alert
+    "POST /api/v1/alerts/{alert_id}/comments/": ("400",),  # text, not only spaces
+    "POST /api/v1/alerts/{alert_id}/mute/": ("400",),  # until: a time still to come
+    "POST /api/v1/alert_rules/{rule_id}/mute/": ("400",),  # as alerts' mute
+    "POST /api/v1/webhooks/": ("400",),  # a public http(s) address (no SSRF)
+    "PATCH /api/v1/webhooks/{webhook_id}/": ("400",),  # as POST /webhooks/
+    "PUT /api/v1/notification_preferences/": ("400",),  # quiet hours: both ends or none
 }
 
 

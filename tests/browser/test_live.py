@@ -46,6 +46,9 @@ def _queued_job(user: Any) -> Job:
     )
 
 
+BELL = "/monitoring/notifications/bell/"
+
+
 class PartialRequests:
     """htmx's requests of a page (a partial re-fetching itself): made, and answered."""
 
@@ -58,7 +61,8 @@ class PartialRequests:
 
     @staticmethod
     def _note(request: Request, where: list[str]) -> None:
-        if request.headers.get("hx-request") == "true":
+        # The top bar's notification bell loads its count on its own: not the page's partial.
+        if request.headers.get("hx-request") == "true" and BELL not in request.url:
             where.append(request.url)
 
     def wait_answered(self, count: int, timeout_ms: int = 10_000) -> None:

@@ -3,75 +3,33 @@ mailbox, reached over a real SMTP server, learns the rest (an activation link, o
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 from rest_framework.test import APIClient
 
 from mlmanager.accounts import services
 from mlmanager.accounts.models import Membership, User
 from mlmanager.core.tests.factories import PASSWORD, UserFactory
+from mlmanager.core.tests.smtp import SITE_URL, Mailbox, smtp_server
 
 pytestmark = pytest.mark.django_db
 
 NEW_PASSWORD = "quartz-meadow-lantern-77"
-SITE_URL = "http://mlmanager.test"
-
-
-@dataclass
-class Mailbox:
-    """What the SMTP server received, in order."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(message)  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [message for message in self.messages if message["To"] == address]
-
-
-class FreePortController(Controller):
-    """aiosmtpd's controller on port 0: reads back the port the system chose before its own
-    start-up check connects to it."""
-
-    def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
 
 
 @pytest.fixture
 def mailbox(settings: Any, transactional_db: None) -> Iterator[Mailbox]:
     """A real SMTP server on 127.0.0.1; Django sends to it. E-mails go out on commit, so the
     test commits (transactional_db) instead of running in one transaction that never does."""
-    received = Mailbox()
-    controller = FreePortController(received, hostname="127.0.0.1", port=0)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.MLMANAGER_SITE_URL = SITE_URL
-    try:
+    with smtp_server(settings) as received:
         yield received
-    finally:
-        controller.stop()
 
 
 def _links(message: EmailMessage) -> list[str]:

@@ -58,7 +58,7 @@ def test_every_operation_documents_its_errors() -> None:
         "message",
     ]
     operations = _operations(schema)
-    assert len(operations) == 65
+    assert len(operations) == 113
     for method, path, operation in operations:
         for status in ("400", "401", "403", "404", "429"):
             content = operation["responses"][status]["content"]
@@ -88,14 +88,22 @@ def test_every_list_is_documented_as_a_page() -> None:
         names = {parameter["name"] for parameter in operation["parameters"]}
         assert {"limit", "offset"} <= names
     assert sorted(lists) == [
+        "GET /api/v1/alert_rules/",
         "GET /api/v1/alerts/",
+        "GET /api/v1/alerts/{alert_id}/comments/",
+        "GET /api/v1/alerts/{alert_id}/events/",
         "GET /api/v1/audit/",
+        "GET /api/v1/charts/",
+        "GET /api/v1/dashboards/",
         "GET /api/v1/datasets/",
         "GET /api/v1/jobs/",
+        "GET /api/v1/model_attachments/",
         "GET /api/v1/models/",
         "GET /api/v1/models/{machine_id}/batch_predictions/",
         "GET /api/v1/models/{machine_id}/versions/",
+        "GET /api/v1/notifications/",
         "GET /api/v1/predictions/",
+        "GET /api/v1/reports/",
         "GET /api/v1/sensors/",
         "GET /api/v1/sensors/{sensor_id}/calibrations/",
         "GET /api/v1/sites/",
@@ -104,6 +112,7 @@ def test_every_list_is_documented_as_a_page() -> None:
         "GET /api/v1/sites/{site_id}/production/",
         "GET /api/v1/teams/",
         "GET /api/v1/teams/{team_id}/members/",
+        "GET /api/v1/webhooks/",
     ]
 
 

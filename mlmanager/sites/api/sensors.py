@@ -1,4 +1,4 @@
-"""Sensors (CRUD, readings over time, calibration) and alerts (list, acknowledge)."""
+"""Sensors: CRUD, readings over time, calibration."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from mlmanager.core.parsers import JSONParser
 from mlmanager.sites import selectors
 from mlmanager.sites.access import SiteAction
 from mlmanager.sites.api.serializers import (
-    AlertOutputSerializer,
     CalibrationOutputSerializer,
     FiniteFloatField,
     NonZeroFloatField,
@@ -33,8 +32,7 @@ from mlmanager.sites.api.serializers import (
     StrictBooleanField,
     duplicate_is_conflict,
 )
-from mlmanager.sites.filters import AlertFilter, SensorFilter
-from mlmanager.sites.services import alerts as alert_services
+from mlmanager.sites.filters import SensorFilter
 from mlmanager.sites.services import sensors as sensor_services
 
 READINGS_DEFAULT_RANGE = timedelta(hours=24)
@@ -275,32 +273,3 @@ class SensorCalibrationListApi(APIView):
             queryset=selectors.sensor_calibrations(sensor=sensor),
             serializer_class=CalibrationOutputSerializer,
         )
-
-
-# --- alerts -------------------------------------------------------------------------------------
-
-
-class AlertListApi(APIView):
-    filterset_class = AlertFilter
-
-    @extend_schema(responses=AlertOutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        alerts = filter_queryset(
-            request=request,
-            queryset=selectors.alerts_for_caller(api_caller(request)).order_by(
-                "-created_at", "-id"
-            ),
-            filterset_class=self.filterset_class,
-        )
-        return paginated_response(
-            request=request, view=self, queryset=alerts, serializer_class=AlertOutputSerializer
-        )
-
-
-class AlertAcknowledgeApi(APIView):
-    @extend_schema(request=None, responses=AlertOutputSerializer)
-    def post(self, request: Request, alert_id: int) -> Response:
-        caller = api_caller(request)
-        alert = selectors.access_alert(caller=caller, id=alert_id, action=SiteAction.OPERATE)
-        alert = alert_services.alert_acknowledge(caller=caller, alert=alert)
-        return Response(AlertOutputSerializer(alert).data)

@@ -14,7 +14,6 @@ from rest_framework import serializers
 
 from mlmanager.core.errors import Conflict
 from mlmanager.sites.models import (
-    Alert,
     CalibrationRecord,
     DeviceKey,
     ProductionRecord,
@@ -45,12 +44,6 @@ class SiteStatusField(serializers.ChoiceField):
 class SensorTypeField(serializers.ChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=Sensor.Type.choices, **kwargs)
-
-
-@extend_schema_field({"type": "string", "enum": Alert.Severity.values})
-class SeverityField(serializers.ChoiceField):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(choices=Alert.Severity.choices, **kwargs)
 
 
 @extend_schema_field(inline_enum(SiteMembership.Role.values))
@@ -151,24 +144,20 @@ class SensorOutputSerializer(serializers.ModelSerializer[Sensor]):
         ]
 
 
-class AlertOutputSerializer(serializers.ModelSerializer[Alert]):
-    severity = SeverityField(read_only=True)
-    acknowledged = serializers.BooleanField(read_only=True)
+class SiteAlertOutputSerializer(serializers.Serializer[Any]):
+    """A firing alert in a site's status (the alerts themselves are the monitoring app's:
+    `/api/v1/alerts/`), with the fields of issue 14's alert."""
 
-    class Meta:
-        model = Alert
-        fields = [
-            "id",
-            "site",
-            "sensor",
-            "severity",
-            "title",
-            "message",
-            "created_at",
-            "acknowledged",
-            "acknowledged_by",
-            "acknowledged_at",
-        ]
+    id = serializers.IntegerField()
+    site = serializers.IntegerField(source="site_id")
+    sensor = serializers.IntegerField(source="sensor_id", allow_null=True)
+    severity = serializers.ChoiceField(choices=["info", "warning", "critical", "emergency"])
+    title = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField(source="started_at")
+    acknowledged = serializers.BooleanField()
+    acknowledged_by = serializers.IntegerField(source="acknowledged_by_id", allow_null=True)
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
 
 
 class MemberOutputSerializer(serializers.ModelSerializer[SiteMembership]):

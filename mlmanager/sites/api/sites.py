@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from mlmanager.accounts.authentication import api_caller
 from mlmanager.accounts.selectors import access_team, current_team_for, team_members
-from mlmanager.core.api import StrictCharField
+from mlmanager.core.api import IdField, StrictCharField
 from mlmanager.core.errors import NotFound
 from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
@@ -24,12 +24,12 @@ from mlmanager.core.parsers import JSONParser
 from mlmanager.sites import selectors
 from mlmanager.sites.access import SiteAction
 from mlmanager.sites.api.serializers import (
-    AlertOutputSerializer,
     CommandOutputSerializer,
     DeviceKeyOutputSerializer,
     FiniteFloatField,
     MemberOutputSerializer,
     ProductionOutputSerializer,
+    SiteAlertOutputSerializer,
     SiteOutputSerializer,
     SiteRoleField,
     SiteStatusField,
@@ -137,7 +137,7 @@ class SiteStatusApi(APIView):
         latest_readings = serializers.DictField(
             child=LatestReadingSerializer(), help_text="By sensor id (as text), active sensors."
         )
-        open_alerts = AlertOutputSerializer(many=True)
+        open_alerts = SiteAlertOutputSerializer(many=True)
         efficiency = serializers.FloatField(
             allow_null=True, help_text="Today's production / capacity."
         )
@@ -202,7 +202,7 @@ class SiteMemberListApi(APIView):
     parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer[Any]):
-        user = serializers.IntegerField(min_value=1, help_text="A member of the site's team.")
+        user = IdField(help_text="A member of the site's team.")
         role = SiteRoleField()
 
     @extend_schema(responses=MemberOutputSerializer(many=True))

@@ -7,17 +7,23 @@ with a reason and the good ones of the same request are kept; a reading already 
 sensor and timestamp) is counted as a duplicate and not stored again; a repeated `batch_id`
 changes nothing and gets the first answer again.
 
-Storage differs by database, for speed: PostgreSQL receives the rows with COPY into a temporary
-table, and one statement inserts them into the (partitioned) readings table and updates the
-minute and hour rollups of the rows it inserted; SQLite inserts in multi-row statements with
-RETURNING and the rollups are summed here. Both tell exactly which rows were new, so duplicates
-are exact under concurrency.
+Storage differs by database, for speed: PostgreSQL receives the rows with a binary COPY into a
+temporary table, then one statement inserts them into the (partitioned) readings table and
+another adds them to the minute and hour rollups (one statement does both, skipping the stored
+ones, when some were stored already); SQLite inserts in multi-row statements with RETURNING and
+the rollups are summed here. Both tell exactly which rows were new, so duplicates are exact
+under concurrency.
+
+Per 10 000-reading request (20 sensors, PostgreSQL, in process): 119 ms before the fast path,
+the binary COPY, the rollups from the minutes and the one latest-value UPDATE; 53 ms after
+(22 ms Python, 31 ms database), measured.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import struct
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +37,11 @@ from django.utils.translation import gettext as _
 
 from mlmanager.accounts.caller import Caller, Credential
 from mlmanager.core.errors import ApplicationError
+from mlmanager.monitoring.services.readings import readings_received
 from mlmanager.sites.access import SiteAction
 from mlmanager.sites.live import site_changed
-from mlmanager.sites.models import Alert, DeadLetter, IngestBatch, Reading, ReadingRollup, Sensor
+from mlmanager.sites.models import DeadLetter, IngestBatch, Reading, ReadingRollup, Sensor
 from mlmanager.sites.selectors import device_key_site_id, site_ids_for_caller
-from mlmanager.sites.services.alerts import alerts_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -147,19 +153,36 @@ def _allowed_site_ids(caller: Caller, site_id: int | None) -> list[int] | None:
 
 
 def _sensors(
-    readings: Sequence[Mapping[str, Any]], allowed: list[int] | None
+    readings: Sequence[Any], allowed: list[int] | None
 ) -> tuple[dict[int, Sensor], dict[str, list[Sensor]]]:
     """The sensors the readings name, by id and by device id (one query)."""
     ids: set[int] = set()
     devices: set[str] = set()
-    for reading in readings:
+    try:
+        # The distinct references in one set comprehension: a request of 10 000 readings names
+        # a few dozen sensors, and a loop over every reading here cost more than the query.
+        references = {reading.get("sensor") for reading in readings if reading.__class__ is dict}
+        others = [reading for reading in readings if reading.__class__ is not dict]
+    except TypeError:  # an unhashable reference (a list): the readings one by one
+        references, others = set(), list(readings)
+    for reference in references:
+        number = _sensor_id(reference)
+        if number is not None:
+            ids.add(number)
+    if None in references or "" in references:  # some are named by device id
+        devices.update(
+            str(device)
+            for reading in readings
+            if reading.__class__ is dict
+            and (device := reading.get("device_id")) is not None
+            and device != ""
+        )
+    for reading in others:
         if not isinstance(reading, Mapping):
             continue
-        sensor = reading.get("sensor")
-        if isinstance(sensor, int) and not isinstance(sensor, bool):
-            ids.add(sensor)
-        elif isinstance(sensor, str) and sensor.isdigit():
-            ids.add(int(sensor))
+        number = _sensor_id(reading.get("sensor"))
+        if number is not None:
+            ids.add(number)
         device = reading.get("device_id")
         if device not in (None, ""):
             devices.add(str(device))
@@ -182,18 +205,8 @@ def _ingest(
     answer = IngestAnswer()
     allowed = _allowed_site_ids(caller, site_id)
     by_id, by_device = _sensors(readings, allowed)
-    now = timezone.now()
-    latest_allowed = now + FUTURE_TOLERANCE
-    fresh: dict[tuple[int, datetime], NewReading] = {}
-    for index, reading in enumerate(readings):
-        parsed = _parse(index, reading, by_id, by_device, latest_allowed, answer)
-        if parsed is None:
-            continue
-        key = (parsed.sensor_id, parsed.timestamp)
-        if key in fresh:
-            answer.duplicates += 1  # the same reading twice in one request
-            continue
-        fresh[key] = parsed
+    latest_allowed = timezone.now() + FUTURE_TOLERANCE
+    fresh = _parse_all(readings, by_id, by_device, latest_allowed, answer)
     if not fresh:
         return answer, set()
     stored = _store(list(fresh.values()))
@@ -201,45 +214,127 @@ def _ingest(
     answer.duplicates += len(fresh) - len(stored)
     if not stored:
         return answer, set()
-    sensors = {row.sensor_id: by_id.get(row.sensor_id) for row in stored}
-    by_sensor: dict[int, list[NewReading]] = defaultdict(list)
+    newest: dict[int, NewReading] = {}
     for row in stored:
-        by_sensor[row.sensor_id].append(row)
-    # One query for all sensors instead of alerts_evaluate's one per sensor: a sensor with no
-    # limits and no open threshold alert has nothing to evaluate (most sensors, most requests).
-    alerting = set(
-        Alert.objects.filter(sensor_id__in=list(by_sensor), resolved_at__isnull=True)
-        .exclude(band="")
-        .values_list("sensor_id", flat=True)
-    )
-    touched_sites: set[int] = set()
-    for sensor_id in sorted(by_sensor):  # one order for every request: no lock cycles
-        sensor = sensors[sensor_id] or Sensor.objects.get(pk=sensor_id)
-        newest = max(by_sensor[sensor_id], key=lambda reading: reading.timestamp)
-        previous = sensor.last_timestamp
-        _record_latest(sensor, newest)
-        # Readings older than the sensor's latest are kept for charts but do not move its
-        # state: an alert follows what the sensor says now, not a late message about before.
-        current = sorted(
-            (r for r in by_sensor[sensor_id] if previous is None or r.timestamp > previous),
-            key=lambda reading: reading.timestamp,
+        best = newest.get(row.sensor_id)
+        if best is None or row.timestamp > best.timestamp:
+            newest[row.sensor_id] = row
+    # One order for every request (by sensor id): no lock cycles.
+    _record_latest([newest[sensor_id] for sensor_id in sorted(newest)])
+    # The rules watching these sensors (their bands, the team's rules) see the values newer
+    # than each sensor's previous latest, in time order: readings older than that are kept for
+    # charts but do not move a rule, which follows what the sensor says now, not a late
+    # message about before. One query finds the rules, whatever the number of sensors.
+    current: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
+    for row in stored:
+        previous = by_id[row.sensor_id].last_timestamp  # as read before this request moved it
+        if previous is None or row.timestamp > previous:
+            current[row.sensor_id].append((row.timestamp, row.value))
+    for values in current.values():
+        values.sort(key=lambda point: point[0])
+    for team_id in sorted({by_id[sensor_id].team_id for sensor_id in current}):
+        readings_received(
+            team_id=team_id,
+            values={k: v for k, v in current.items() if by_id[k].team_id == team_id},
         )
-        if current and (_has_limits(sensor) or sensor_id in alerting):
-            alerts_evaluate(sensor=sensor, values=[(r.timestamp, r.value) for r in current])
-        touched_sites.add(sensor.site_id)
-    return answer, touched_sites
+    return answer, {by_id[sensor_id].site_id for sensor_id in newest}
 
 
-def _has_limits(sensor: Sensor) -> bool:
-    return any(
-        limit is not None
-        for limit in (
-            sensor.warning_min,
-            sensor.warning_max,
-            sensor.critical_min,
-            sensor.critical_max,
-        )
-    )
+# A timestamp text not met yet in a request (None in the cache: a bad or a future one).
+_UNSEEN: Any = object()
+QUALITY_GOOD = str(Reading.Quality.GOOD)
+
+
+def _parse_all(
+    readings: Sequence[Any],
+    by_id: dict[int, Sensor],
+    by_device: dict[str, list[Sensor]],
+    latest_allowed: datetime,
+    answer: IngestAnswer,
+) -> dict[tuple[int, datetime], NewReading]:
+    """The valid readings by (sensor, timestamp), each the first of its key; the others are
+    rejected (in `answer`) or counted as duplicates.
+
+    The usual reading (a dict naming an active sensor by its id or a device id of one sensor,
+    a timestamp text, a number, a known quality or none) is checked here inline, its timestamp
+    parsed once per distinct text: 10 000 readings of 20 sensors, one a second, have 500. Every
+    other reading, and one failing any check, goes through `_parse`, which applies the same
+    checks and says which one failed, so both ways accept the same readings. (Per reading, all
+    through `_parse` took 3.5 µs; this way 1 µs, measured.)
+    """
+    # Active sensors by id, the id's text (CSV) and device id: (id, multiplier, offset).
+    calibrations: dict[Any, tuple[int, float, float]] = {}
+    for sensor in by_id.values():
+        if sensor.is_active:
+            calibrations[sensor.pk] = calibrations[str(sensor.pk)] = (
+                sensor.pk,
+                sensor.calibration_multiplier,
+                sensor.calibration_offset,
+            )
+    devices = {
+        device: calibrations[found[0].pk]
+        for device, found in by_device.items()
+        if device and len(found) == 1 and found[0].pk in calibrations
+    }
+    moments: dict[str, datetime | None] = {}
+    fresh: dict[tuple[int, datetime], NewReading] = {}
+    isfinite = math.isfinite
+    keep_first = fresh.setdefault
+    new_row = tuple.__new__
+    known: tuple[int, float, float] | None
+    moment: datetime | None
+    for index, reading in enumerate(readings):
+        if reading.__class__ is dict:
+            reference = reading.get("sensor")
+            if reference is None:
+                device = reading.get("device_id")
+                known = devices.get(device) if device.__class__ is str else None
+            elif reference.__class__ is int or reference.__class__ is str:
+                known = calibrations.get(reference)
+            else:
+                known = None
+            stamp = reading.get("timestamp")
+            if stamp.__class__ is str:
+                moment = moments.get(stamp, _UNSEEN)
+                if moment is _UNSEEN:
+                    moment = moments[stamp] = _moment_until(stamp, latest_allowed)
+            else:
+                moment = None
+            raw = reading.get("value")
+            if raw.__class__ is not float:
+                raw = _number(raw)
+            quality = reading.get("quality") or QUALITY_GOOD
+            if (
+                known is not None
+                and moment is not None
+                and raw is not None
+                and isfinite(raw)
+                and quality.__class__ is str
+                and quality in QUALITIES
+            ):
+                sensor_id, multiplier, offset = known
+                value = raw * multiplier + offset  # Sensor.calibrated
+                if isfinite(value):
+                    # tuple.__new__: NewReading(...) runs the named tuple's __new__, a Python
+                    # function, a fifth of this loop's time (measured).
+                    row = new_row(NewReading, (sensor_id, moment, raw, value, quality))
+                    if keep_first((sensor_id, moment), row) is not row:
+                        answer.duplicates += 1  # the same reading twice in one request
+                    continue
+        parsed = _parse(index, reading, by_id, by_device, latest_allowed, answer)
+        if parsed is None:
+            continue
+        key = (parsed.sensor_id, parsed.timestamp)
+        if key in fresh:
+            answer.duplicates += 1
+            continue
+        fresh[key] = parsed
+    return fresh
+
+
+def _moment_until(text: str, latest_allowed: datetime) -> datetime | None:
+    moment = parse_timestamp(text)
+    return moment if moment is not None and moment <= latest_allowed else None
 
 
 def _parse(
@@ -377,7 +472,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past the largest float (the standard JSON parser's)
+            return math.inf
     if isinstance(value, str):
         try:
             return float(value.strip())
@@ -391,7 +489,8 @@ def parse_timestamp(value: Any) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return _from_epoch(float(value))
+        number = _number(value)
+        return None if number is None else _from_epoch(number)
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
@@ -420,15 +519,48 @@ def _from_epoch(seconds: float) -> datetime | None:
         return None
 
 
-def _record_latest(sensor: Sensor, newest: NewReading) -> None:
-    """The sensor's latest reading, moved only forward in time (a late reading does not)."""
-    newer = Q(last_timestamp__isnull=True) | Q(last_timestamp__lt=newest.timestamp)
-    Sensor.objects.filter(newer, pk=sensor.pk).update(
-        last_timestamp=newest.timestamp,
-        last_raw_value=newest.raw_value,
-        last_value=newest.value,
-        last_quality=newest.quality,
-    )
+def _record_latest(newest: Sequence[NewReading]) -> None:
+    """Each sensor's latest reading (the newest of the request, one per sensor, in sensor id
+    order), moved only forward in time (a late reading does not)."""
+    if connection.vendor != "postgresql":
+        for row in newest:
+            newer = Q(last_timestamp__isnull=True) | Q(last_timestamp__lt=row.timestamp)
+            Sensor.objects.filter(newer, pk=row.sensor_id).update(
+                last_timestamp=row.timestamp,
+                last_raw_value=row.raw_value,
+                last_value=row.value,
+                last_quality=row.quality,
+            )
+        return
+    # One UPDATE for all the sensors instead of one each (20 statements were a tenth of a
+    # request's database time). The rows are locked first in id order: an UPDATE's join
+    # visits them in whatever order its plan has, and two ingests must never lock two
+    # sensors in opposite orders.
+    table = Sensor._meta.db_table
+    ids = [row.sensor_id for row in newest]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",  # noqa: S608
+            [ids],
+        )
+        cursor.execute(
+            f"""
+            UPDATE {table} AS sensor SET
+                last_timestamp = latest.timestamp, last_raw_value = latest.raw_value,
+                last_value = latest.value, last_quality = latest.quality
+            FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[], %s::text[])
+                AS latest (id, timestamp, raw_value, value, quality)
+            WHERE sensor.id = latest.id
+              AND (sensor.last_timestamp IS NULL OR sensor.last_timestamp < latest.timestamp)
+            """,  # noqa: S608 - the model's table; the values are parameters
+            [
+                ids,
+                [row.timestamp for row in newest],
+                [row.raw_value for row in newest],
+                [row.value for row in newest],
+                [row.quality for row in newest],
+            ],
+        )
 
 
 # --- what the MQTT bridge could not store -----------------------------------------------------
@@ -470,13 +602,71 @@ def _store(rows: list[NewReading]) -> list[NewReading]:
     return _store_sqlite(rows)
 
 
+# COPY's binary format (PostgreSQL's "COPY" page): a signature, flags and header extension
+# length, then per row its field count and each field's length and bytes, then -1.
+COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+COPY_BINARY_TRAILER = struct.pack("!h", -1)
+# A timestamptz in binary: microseconds since 2000-01-01 UTC.
+POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+# A row of sites_reading_incoming: ordinal int4, sensor_id int8, timestamp, raw_value and value
+# float8, quality text; one layout per quality (its length is part of it).
+INCOMING_ROW = {
+    quality: (struct.Struct(f"!hiiiqiqididi{len(quality)}s").pack, len(quality), quality.encode())
+    for quality in QUALITIES
+}
+
+
+def _incoming_copy(rows: list[NewReading]) -> bytes:
+    """The rows in COPY's binary format: no text to format here nor to parse in the server.
+    (Building and copying 10 000 rows: 37 ms with psycopg's write_row in text, 9 ms this way,
+    measured.)"""
+    micros: dict[datetime, int] = {}  # a request has few distinct timestamps
+    parts = [COPY_BINARY_HEADER]
+    for ordinal, (sensor_id, moment, raw_value, value, quality) in enumerate(rows):
+        stamp = micros.get(moment)
+        if stamp is None:
+            stamp = micros[moment] = (moment - POSTGRES_EPOCH) // ONE_MICROSECOND
+        pack, length, text = INCOMING_ROW[quality]
+        parts.append(
+            pack(6, 4, ordinal, 8, sensor_id, 8, stamp, 8, raw_value, 8, value, length, text)
+        )
+    parts.append(COPY_BINARY_TRAILER)
+    return b"".join(parts)
+
+
 def _store_postgresql(rows: list[NewReading]) -> list[NewReading]:
-    """COPY into a temporary table, then one statement moves the rows into the readings table
-    and adds them to the minute and hour rollups on the server. (COPY straight into the
+    """COPY into a temporary table, then INSERT the rows into the (partitioned) readings table
+    and add them to the minute and hour rollups, all on the server. (COPY straight into the
     readings table with the rollups summed in Python was slower: 130 against 80 ms for 10 000
     readings spanning 3 hours of 20 sensors, measured.)"""
     reading = Reading._meta.db_table
-    rollup = ReadingRollup._meta.db_table
+    # The minute rollups of a set of new rows, and the hour rollups summed from those (a few
+    # hundred rows, not 10 000). date_bin from 2000-01-01 UTC is date_trunc in UTC, without
+    # its time zone arithmetic.
+    minutes = """
+        SELECT sensor_id, date_bin('1 minute', timestamp, TIMESTAMPTZ '2000-01-01 00:00Z')
+                   AS bucket,
+               min(value) AS minimum, max(value) AS maximum, sum(value) AS total,
+               count(*) AS count
+        FROM {source} GROUP BY 1, 2
+    """
+    # Both resolutions in one upsert in key order: every request locks rollups in one order.
+    upsert = f"""
+        INSERT INTO {ReadingRollup._meta.db_table} AS r
+            (sensor_id, resolution, bucket, minimum, maximum, total, count)
+        SELECT sensor_id, '1m', bucket, minimum, maximum, total, count FROM minutes
+        UNION ALL
+        SELECT sensor_id, '1h', date_bin('1 hour', bucket, TIMESTAMPTZ '2000-01-01 00:00Z'),
+               min(minimum), max(maximum), sum(total), sum(count)::bigint
+        FROM minutes GROUP BY 1, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (sensor_id, resolution, bucket) DO UPDATE SET
+            minimum = LEAST(r.minimum, EXCLUDED.minimum),
+            maximum = GREATEST(r.maximum, EXCLUDED.maximum),
+            total = r.total + EXCLUDED.total,
+            count = r.count + EXCLUDED.count
+    """  # noqa: S608 - the model's table; no client value in the text
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS sites_reading_incoming ("
@@ -487,37 +677,10 @@ def _store_postgresql(rows: list[NewReading]) -> list[NewReading]:
         # psycopg 3's COPY, through the cursor Django wraps.
         with cursor.cursor.copy(
             "COPY sites_reading_incoming"
-            " (ordinal, sensor_id, timestamp, raw_value, value, quality) FROM STDIN"
+            " (ordinal, sensor_id, timestamp, raw_value, value, quality)"
+            " FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            for ordinal, row in enumerate(rows):
-                copy.write_row(
-                    (ordinal, row.sensor_id, row.timestamp, row.raw_value, row.value, row.quality)
-                )
-        rollups = "".join(
-            f"""
-            , rollup_{name} AS (
-                INSERT INTO {rollup} AS r
-                    (sensor_id, resolution, bucket, minimum, maximum, total, count)
-                SELECT sensor_id, '{resolution}', date_trunc('{unit}', timestamp),
-                       min(value), max(value), sum(value), count(*)
-                FROM inserted GROUP BY 1, 3 ORDER BY 1, 3
-                ON CONFLICT (sensor_id, resolution, bucket) DO UPDATE SET
-                    minimum = LEAST(r.minimum, EXCLUDED.minimum),
-                    maximum = GREATEST(r.maximum, EXCLUDED.maximum),
-                    total = r.total + EXCLUDED.total,
-                    count = r.count + EXCLUDED.count
-            )"""  # noqa: S608 - the model's table; resolutions and units are literals
-            for name, resolution, unit in (("minute", "1m", "minute"), ("hour", "1h", "hour"))
-        )
-        insert = f"""
-            WITH inserted AS (
-                INSERT INTO {reading} (sensor_id, timestamp, raw_value, value, quality)
-                SELECT sensor_id, timestamp, raw_value, value, quality
-                FROM sites_reading_incoming ORDER BY sensor_id, timestamp
-                {{conflict}}
-                RETURNING sensor_id, timestamp, value
-            ){rollups}
-            """  # noqa: S608 - table names from the models; no client value in the text
+            copy.write(_incoming_copy(rows))
         # Rows are sorted by key before inserting, so concurrent ingests lock in one order.
         # New readings first, as a plain INSERT in a savepoint: ON CONFLICT's speculative
         # insertion made the statement about twice as slow (measured, 10 000 rows). When a
@@ -526,22 +689,36 @@ def _store_postgresql(rows: list[NewReading]) -> list[NewReading]:
         # skipping the stored ones.
         try:
             with transaction.atomic():
-                cursor.execute(insert.format(conflict="") + "SELECT 1")
+                cursor.execute(
+                    f"INSERT INTO {reading} (sensor_id, timestamp, raw_value, value, quality)"  # noqa: S608
+                    " SELECT sensor_id, timestamp, raw_value, value, quality"
+                    " FROM sites_reading_incoming ORDER BY sensor_id, timestamp"
+                )
+            # All of them are new: their rollups straight from the temporary table.
+            cursor.execute(
+                f"WITH minutes AS ({minutes.format(source='sites_reading_incoming')}) {upsert}"
+            )
             duplicates: set[int] = set()
         except IntegrityError:
             # The answer names the rows NOT inserted (the duplicates) by their place in
             # `rows`: sending back every inserted (sensor, timestamp) and loading 10 000
             # timestamps in Python took a fifth of the statement's time (profiled).
             cursor.execute(
-                insert.format(conflict="ON CONFLICT DO NOTHING")  # noqa: S608 - no client value
-                + """
+                f"""
+                WITH inserted AS (
+                    INSERT INTO {reading} (sensor_id, timestamp, raw_value, value, quality)
+                    SELECT sensor_id, timestamp, raw_value, value, quality
+                    FROM sites_reading_incoming ORDER BY sensor_id, timestamp
+                    ON CONFLICT DO NOTHING
+                    RETURNING sensor_id, timestamp, value
+                ), minutes AS ({minutes.format(source="inserted")}), rollups AS ({upsert})
                 SELECT incoming.ordinal FROM sites_reading_incoming AS incoming
                 WHERE NOT EXISTS (
                     SELECT 1 FROM inserted
                     WHERE inserted.sensor_id = incoming.sensor_id
                       AND inserted.timestamp = incoming.timestamp
                 )
-                """
+                """  # noqa: S608 - table names from the models; no client value in the text
             )
             duplicates = {ordinal for (ordinal,) in cursor.fetchall()}
         # ON COMMIT empties it too; this is for a second ingest in the same transaction.

@@ -12,6 +12,7 @@ from mlmanager.accounts.caller import Caller
 from mlmanager.audit.models import AuditAction
 from mlmanager.audit.services import audit_record
 from mlmanager.core.errors import ApplicationError
+from mlmanager.monitoring.services.rules import sensor_rules_sync
 from mlmanager.sites.live import site_changed
 from mlmanager.sites.models import CalibrationRecord, Reading, ReadingRollup, Sensor, Site
 from mlmanager.sites.services.sites import _clean_and_save
@@ -43,6 +44,8 @@ MAINTENANCE_FIELDS = frozenset(
         "calibration_multiplier",
     }
 )
+# What the sensor's built-in alert rules are made of (their names and conditions).
+RULE_FIELDS = frozenset({"name", "warning_min", "warning_max", "critical_min", "critical_max"})
 _UNIQUE = _(
     "A sensor with that name is on this site already, or that device id is in use in the team."
 )
@@ -75,6 +78,7 @@ def sensor_create(*, caller: Caller, site: Site, **fields: Any) -> Sensor:
     )
     _check_bands(sensor)
     _clean_and_save(sensor, unique_message=_UNIQUE)
+    sensor_rules_sync(sensor, caller=caller)  # its bands are built-in alert rules
     audit_record(
         caller=caller,
         team=site.team,
@@ -99,6 +103,8 @@ def sensor_update(*, caller: Caller, sensor: Sensor, **fields: Any) -> Sensor:
         return sensor
     _check_bands(sensor)
     _clean_and_save(sensor, unique_message=_UNIQUE)
+    if changes.keys() & RULE_FIELDS:
+        sensor_rules_sync(sensor, caller=caller)
     audit_record(
         caller=caller,
         team=sensor.site.team,

@@ -18,11 +18,11 @@ from mlmanager.audit.models import AuditAction
 from mlmanager.audit.services import audit_record
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict
+from mlmanager.monitoring.services.alerts import alert_raise
 from mlmanager.sites import mqtt
 from mlmanager.sites.access import TEAM_ROLES_OVER_EVERY_SITE
 from mlmanager.sites.live import site_changed
 from mlmanager.sites.models import DeviceKey, ProductionRecord, Site, SiteCommand, SiteMembership
-from mlmanager.sites.services.alerts import alert_raise
 
 DEVICE_KEY_PREFIX = "mlmd_"
 SITE_FIELDS = (

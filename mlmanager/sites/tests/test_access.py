@@ -10,9 +10,11 @@ import pytest
 from mlmanager.accounts.caller import Caller
 from mlmanager.core.errors import NotFound, PermissionDenied
 from mlmanager.core.tests.factories import member
+from mlmanager.monitoring.access import MonitorAction
+from mlmanager.monitoring.models import Alert
+from mlmanager.monitoring.selectors import access_alert
 from mlmanager.sites.access import SiteAction, effective_site_role
-from mlmanager.sites.models import Alert
-from mlmanager.sites.selectors import access_alert, access_sensor, access_site, sites_for_caller
+from mlmanager.sites.selectors import access_sensor, access_site, sites_for_caller
 from mlmanager.sites.tests.factories import caller_of, sensor_of, site_of, site_role
 
 EXPECTED = {
@@ -34,12 +36,21 @@ def test_site_role_matrix(db: None, site_role_name: str, action: SiteAction) -> 
     editor = member("editor", team=team)
     site_role(site, editor, site_role_name)
     caller = caller_of(editor)
-    for fetch, obj in ((access_site, site), (access_sensor, sensor), (access_alert, alert)):
+    for fetch, obj in ((access_site, site), (access_sensor, sensor)):
         if action in EXPECTED[site_role_name]:
             assert fetch(caller=caller, id=obj.pk, action=action).pk == obj.pk
         else:
             with pytest.raises(PermissionDenied):
                 fetch(caller=caller, id=obj.pk, action=action)
+    # A site's alert (monitoring's) follows the site's roles: seen with VIEW, acted on with
+    # OPERATE.
+    alert_action = {SiteAction.VIEW: MonitorAction.VIEW, SiteAction.OPERATE: MonitorAction.OPERATE}
+    if action in alert_action:
+        if action in EXPECTED[site_role_name]:
+            assert access_alert(caller=caller, id=alert.pk, action=alert_action[action]) == alert
+        else:
+            with pytest.raises(PermissionDenied):
+                access_alert(caller=caller, id=alert.pk, action=alert_action[action])
 
 
 def test_team_owners_and_admins_see_every_site_members_only_theirs(db: None) -> None:

@@ -1,5 +1,6 @@
-"""Threshold alerts at ingest: one open alert per sensor and band while it is outside, resolved
-when it is back inside; late readings keep the state; acknowledging."""
+"""Threshold alerts at ingest (a sensor's bands are its built-in alert rules, monitoring's): one
+open alert per sensor and band while it is outside, resolved when it is back inside; late
+readings keep the state; acknowledging."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 
 from mlmanager.audit.models import AuditEvent
 from mlmanager.core.tests.factories import member
-from mlmanager.sites.models import Alert, Sensor
+from mlmanager.monitoring.models import Alert
+from mlmanager.monitoring.services.alerts import alert_acknowledge
+from mlmanager.sites.models import Sensor
 from mlmanager.sites.selectors import sensor_state
-from mlmanager.sites.services.alerts import alert_acknowledge
 from mlmanager.sites.services.readings import readings_ingest
 from mlmanager.sites.tests.factories import caller_of, sensor_of, site_of
 
@@ -35,8 +37,12 @@ def send(
     return readings_ingest(caller=caller_of(owner), readings=readings)
 
 
+BAND_OF_RULE = {"sensor_warning_band": "warning", "sensor_critical_band": "critical"}
+
+
 def open_bands(sensor: Sensor) -> list[str]:
-    return sorted(Alert.objects.filter(sensor=sensor).open().values_list("band", flat=True))
+    rules = Alert.objects.filter(sensor=sensor).open().values_list("rule__builtin", flat=True)
+    return sorted(BAND_OF_RULE[builtin] for builtin in rules)
 
 
 def test_bands_are_checked_each_on_its_own(owner_site: tuple[Any, Any]) -> None:
@@ -58,10 +64,10 @@ def test_one_alert_per_band_however_many_readings_break_it(owner_site: tuple[Any
     send(owner, sensor, [90, 95, 99], start=T0 + timedelta(minutes=1))
     assert open_bands(sensor) == ["critical", "warning"]
     assert Alert.objects.count() == 2
-    alert = Alert.objects.get(band="critical")
+    alert = Alert.objects.get(rule__builtin="sensor_critical_band")
     assert (alert.severity, alert.site_id, alert.team_id) == ("critical", site.pk, site.team_id)
-    assert alert.value == 90
-    assert "90.0 °C" in alert.message and "max 80.0" in alert.message
+    assert (alert.state, alert.value) == ("firing", 90)
+    assert "90 °C" in alert.message and "above 80" in alert.message
 
 
 def test_back_inside_resolves_and_a_new_excursion_opens_a_new_alert(
@@ -76,7 +82,7 @@ def test_back_inside_resolves_and_a_new_excursion_opens_a_new_alert(
     assert open_bands(sensor) == []
     send(owner, sensor, [70], start=T0 + timedelta(minutes=3))
     assert open_bands(sensor) == ["warning"]
-    assert Alert.objects.filter(band="warning").count() == 2
+    assert Alert.objects.filter(rule__builtin="sensor_warning_band").count() == 2
 
 
 def test_an_excursion_inside_one_request_opens_and_resolves(owner_site: tuple[Any, Any]) -> None:
@@ -119,5 +125,5 @@ def test_acknowledge_records_who_and_once(owner_site: tuple[Any, Any]) -> None:
     assert alert.acknowledged and alert.acknowledged_by == owner
     alert_acknowledge(caller=caller_of(owner), alert=alert)
     assert alert.acknowledged_at == first
-    assert AuditEvent.objects.filter(action="site_alert.acknowledged").count() == 1
+    assert AuditEvent.objects.filter(action="alert.acknowledged").count() == 1
     assert alert.resolved_at is None  # acknowledged is not resolved: the sensor is still out

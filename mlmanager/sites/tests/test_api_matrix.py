@@ -13,7 +13,8 @@ import pytest
 from django.utils import timezone
 
 from mlmanager.core.tests.factories import api_client_for, member
-from mlmanager.sites.models import Alert, Sensor, Site
+from mlmanager.monitoring.models import Alert
+from mlmanager.sites.models import Sensor, Site
 from mlmanager.sites.tests.factories import sensor_of, site_of, site_role
 
 pytestmark = pytest.mark.django_db

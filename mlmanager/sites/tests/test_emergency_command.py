@@ -12,8 +12,9 @@ import paho.mqtt.client as paho
 import pytest
 
 from mlmanager.core.tests.factories import member
+from mlmanager.monitoring.models import Alert
 from mlmanager.sites import mqtt
-from mlmanager.sites.models import Alert, Site, SiteCommand
+from mlmanager.sites.models import Site, SiteCommand
 from mlmanager.sites.services.sites import site_emergency_stop
 from mlmanager.sites.tests.conftest import PrivateBroker
 from mlmanager.sites.tests.factories import caller_of, site_of

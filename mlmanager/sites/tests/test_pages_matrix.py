@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from mlmanager.accounts.models import Membership
 from mlmanager.core.tests.factories import member
-from mlmanager.sites.models import Alert, DeadLetter, DeviceKey, Sensor, Site, SiteMembership
+from mlmanager.monitoring.models import Alert
+from mlmanager.sites.models import DeadLetter, DeviceKey, Sensor, Site, SiteMembership
 from mlmanager.sites.services.readings import readings_ingest
 from mlmanager.sites.tests.factories import caller_of, sensor_of, site_of, site_role
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from mlmanager.accounts.models import Membership
 from mlmanager.core.tests.factories import member
+from mlmanager.monitoring.models import Alert
 from mlmanager.sites.models import (
-    Alert,
     CalibrationRecord,
     DeadLetter,
     DeviceKey,
@@ -160,7 +160,7 @@ def test_acknowledge_start_and_stop(
     browser: Client, owner: Any, site: Site, sensor: Sensor
 ) -> None:
     _send(owner, sensor, 99.0)
-    alert = Alert.objects.get(sensor=sensor, band="critical")
+    alert = Alert.objects.get(sensor=sensor, rule__builtin="sensor_critical_band")
 
     browser.post(f"/sites/alerts/{alert.pk}/acknowledge/")
     alert.refresh_from_db()

@@ -12,6 +12,8 @@
  * the socket is open; while it is not, `mlmanager:poll` fires every <body
  * data-live-fallback-poll> for those partials' slow fallback poll:
  *   hx-trigger="mlmanager:job from:body, mlmanager:resync from:body, mlmanager:poll from:body"
+ * An in-app notification of the user (`{"type": "notification", ...}`, with a channel layer)
+ * becomes `mlmanager:notification` on <body>, for a badge partial to re-fetch itself on.
  * The socket reconnects with a growing, jittered delay; it gives up when the server says the
  * user left the team (4403). Where: <body data-live-url> (MLMANAGER_LIVE_URL), else this host
  * on <body data-live-port>, ws: or wss: as the page.
@@ -132,6 +134,7 @@
         return;
       }
       if (event && event.type === "job") receive(event);
+      if (event && event.type === "notification") fire("mlmanager:notification", event);
     };
     socket.onclose = function (closed) {
       window.mlmanagerLiveConnected = false;
