@@ -286,6 +286,67 @@ def _clears(
     return not _leaf_holds(condition, observations[condition["series"]], now=now)
 
 
+# --- what a batch of values can do ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """What a batch of one series' values spans: its lowest and highest value, and the
+    steepest change per second between consecutive values (the step from the value before
+    the batch included when known; None when no step is known)."""
+
+    lowest: float
+    highest: float
+    steepest: float | None
+
+
+def span_of(
+    points: Sequence[tuple[datetime, float]], previous: tuple[datetime, float] | None = None
+) -> Span:
+    """The span of `points` ((moment, value), oldest first, at least one) after `previous`.
+    The steps are computed as `rate_of_change` computes them, so comparing them is exact."""
+    steepest: float | None = None
+    before = previous
+    for moment, value in points:
+        if before is not None:
+            change = rate_of_change(
+                Observation(
+                    value=value, at=moment, previous_value=before[1], previous_at=before[0]
+                ),
+                per_s=1.0,
+            )
+            if change is not None and (steepest is None or abs(change) > steepest):
+                steepest = abs(change)
+        before = (moment, value)
+    values = [value for _moment, value in points]
+    return Span(lowest=min(values), highest=max(values), steepest=steepest)
+
+
+def may_hold(condition: Mapping[str, Any], span: Span) -> bool:
+    """Whether the condition may hold at some value of a batch of its one series spanning
+    `span`, each value being the series' newest when judged (as at ingest). False only when it
+    surely holds at none: a rule that is ok then cannot change state on this batch, and the
+    ingest does not walk it."""
+    if "all" in condition:
+        return all(may_hold(part, span) for part in condition["all"])
+    if "any" in condition:
+        return any(may_hold(part, span) for part in condition["any"])
+    op = condition["op"]
+    if op == "above":
+        return span.highest > condition["value"]
+    if op == "below":
+        return span.lowest < condition["value"]
+    if op == "outside":
+        return span.lowest < condition["low"] or span.highest > condition["high"]
+    if op == "inside":
+        return span.highest >= condition["low"] and span.lowest <= condition["high"]
+    if op == "rate_above":
+        per_s = condition.get("per_s", DEFAULT_PER_S)
+        return span.steepest is not None and span.steepest * per_s > condition["value"]
+    # no_data: each new value is the series' latest point when judged, a silence of 0 s.
+    return bool(condition["value"] < 0)
+
+
 # --- the state machine --------------------------------------------------------------------------
 
 

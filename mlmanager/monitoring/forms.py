@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from mlmanager.monitoring.models import Report, Severity
 
 SERIES_KINDS = [("sensor", _("Sensor")), ("model", _("Model"))]
+DATASET_KIND = ("dataset", _("Dataset column"))  # charts only: a dataset does not move
 AGGREGATIONS = [
     ("avg", _("average")),
     ("min", _("minimum")),
@@ -84,7 +85,8 @@ YES_NO_ANY = [("", _("any")), ("true", _("yes")), ("false", _("no"))]
 
 
 class SeriesRowForm(forms.Form):
-    """One series: a sensor's aggregation per period, or a model's signal."""
+    """One series: a sensor's aggregation per period, a model's signal, or (on charts) a
+    dataset's column per period of one of its time columns."""
 
     kind = forms.ChoiceField(label=_("Kind"), choices=SERIES_KINDS, required=False)
     sensor = forms.TypedChoiceField(label=_("Sensor"), coerce=int, required=False, empty_value=None)
@@ -94,6 +96,11 @@ class SeriesRowForm(forms.Form):
     period_s = forms.TypedChoiceField(
         label=_("Period"), choices=PERIODS, coerce=int, required=False, empty_value=None
     )
+    dataset = forms.TypedChoiceField(
+        label=_("Dataset"), coerce=int, required=False, empty_value=None
+    )
+    column = forms.CharField(label=_("Column"), max_length=200, required=False)
+    time_column = forms.CharField(label=_("Time column"), max_length=200, required=False)
     detail = forms.CharField(
         label=_("Class or input"),
         max_length=200,
@@ -106,11 +113,18 @@ class SeriesRowForm(forms.Form):
         *args: Any,
         sensors: list[tuple[Any, Any]] = (),  # type: ignore[assignment]
         models: list[tuple[Any, Any]] = (),  # type: ignore[assignment]
+        datasets: list[tuple[Any, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["sensor"].choices = [("", "–"), *sensors]  # type: ignore[attr-defined]
         self.fields["model"].choices = [("", "–"), *models]  # type: ignore[attr-defined]
+        if datasets is None:  # a rule's editor: no dataset series
+            for name in ("dataset", "column", "time_column"):
+                del self.fields[name]
+        else:
+            self.fields["kind"].choices = [*SERIES_KINDS, DATASET_KIND]  # type: ignore[attr-defined]
+            self.fields["dataset"].choices = [("", "–"), *datasets]  # type: ignore[attr-defined]
 
     def spec(self) -> dict[str, Any] | None:
         """The row as a series spec; None for an empty row."""
@@ -118,6 +132,15 @@ class SeriesRowForm(forms.Form):
         kind = data.get("kind")
         if kind == "sensor" and data.get("sensor"):
             spec: dict[str, Any] = {"kind": "sensor", "sensor": data["sensor"]}
+            if data.get("aggregation"):
+                spec["aggregation"] = data["aggregation"]
+        elif kind == "dataset" and data.get("dataset"):
+            spec = {
+                "kind": "dataset",
+                "dataset": data["dataset"],
+                "column": (data.get("column") or "").strip(),
+                "time_column": (data.get("time_column") or "").strip(),
+            }
             if data.get("aggregation"):
                 spec["aggregation"] = data["aggregation"]
         elif kind == "model" and data.get("model"):
@@ -142,6 +165,9 @@ class SeriesRowForm(forms.Form):
             "model": spec.get("model"),
             "signal": spec.get("signal"),
             "period_s": spec.get("period_s"),
+            "dataset": spec.get("dataset"),
+            "column": spec.get("column") or "",
+            "time_column": spec.get("time_column") or "",
             "detail": spec.get("input") or spec.get("label") or "",
         }
 
@@ -155,12 +181,14 @@ def series_formset(
     series: list[dict[str, Any]] | None = None,
     sensors: list[tuple[Any, Any]],
     models: list[tuple[Any, Any]],
+    datasets: list[tuple[Any, Any]] | None = None,
 ) -> Any:
+    """The series editor; with `datasets` (a chart's), dataset columns may be drawn too."""
     return SeriesFormSet(
         data,
         prefix="series",
         initial=[SeriesRowForm.initial_of(spec) for spec in series or []],
-        form_kwargs={"sensors": sensors, "models": models},
+        form_kwargs={"sensors": sensors, "models": models, "datasets": datasets},
     )
 
 

@@ -17,6 +17,7 @@ from mlmanager.accounts.caller import Caller
 from mlmanager.core.access import parse_id
 from mlmanager.core.errors import NotFound, PermissionDenied
 from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.selectors import datasets_for_caller
 from mlmanager.machines.models import Machine
 from mlmanager.machines.selectors import machines_for_caller
 from mlmanager.monitoring.access import MonitorAction, monitor_allows
@@ -187,6 +188,25 @@ def series_machines(
     }
 
 
+def series_datasets(
+    *, caller: Caller | None, team_id: int, dataset_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """Dataset id -> {"name", "parquet_path", "columns", "ready"} of the given datasets of
+    team `team_id` the caller may view (`None`: the platform itself, any of the team's)."""
+    datasets = (
+        Dataset.objects.all() if caller is None else datasets_for_caller(caller=caller)
+    ).filter(team_id=team_id, pk__in=dataset_ids)
+    return {
+        dataset.pk: {
+            "name": dataset.name,
+            "parquet_path": dataset.parquet_path,
+            "columns": dataset.columns,
+            "ready": dataset.status == Dataset.Status.READY,
+        }
+        for dataset in datasets
+    }
+
+
 def _predictions(team_id: int, machine_id: int) -> QuerySet[Any]:
     return Prediction.objects.filter(team_id=team_id, machine_id=machine_id)
 
@@ -304,9 +324,11 @@ _BAND_OPS = ("above", "below", "outside", "inside")
 
 
 def series_names(*, team_id: int, specs: list[dict[str, Any]]) -> list[str | None]:
-    """The name of each series' sensor or model (None when it is gone): two queries."""
+    """The name of each series' sensor, model or dataset (None when it is gone): a query
+    per kind."""
     sensor_ids = {spec["sensor"] for spec in specs if spec.get("kind") == "sensor"}
     model_ids = {spec["model"] for spec in specs if spec.get("kind") == "model"}
+    dataset_ids = {spec["dataset"] for spec in specs if spec.get("kind") == "dataset"}
     sensors = (
         dict(Sensor.objects.filter(team_id=team_id, pk__in=sensor_ids).values_list("pk", "name"))
         if sensor_ids
@@ -317,10 +339,21 @@ def series_names(*, team_id: int, specs: list[dict[str, Any]]) -> list[str | Non
         if model_ids
         else {}
     )
-    return [
-        sensors.get(spec["sensor"]) if spec.get("kind") == "sensor" else machines.get(spec["model"])
-        for spec in specs
-    ]
+    datasets = (
+        dict(Dataset.objects.filter(team_id=team_id, pk__in=dataset_ids).values_list("pk", "name"))
+        if dataset_ids
+        else {}
+    )
+    by_kind: dict[str, dict[int, str]] = {
+        "sensor": sensors,
+        "model": machines,
+        "dataset": datasets,
+    }
+    names: list[str | None] = []
+    for spec in specs:
+        kind = str(spec.get("kind", ""))
+        names.append(by_kind.get(kind, {}).get(spec.get(kind, 0)))
+    return names
 
 
 def _same_quantity(rule_spec: dict[str, Any], chart_spec: dict[str, Any]) -> bool:

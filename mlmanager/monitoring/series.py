@@ -8,6 +8,9 @@ A series is a JSON spec (see monitoring.models):
   aligned on the Unix epoch (60 s: minutes, 3600 s: hours, 86400 s: UTC days). Periods that
   are whole minutes or hours read the minute or hour rollups (avg, min, max, count);
   `last`, and other periods, aggregate the readings in SQL.
+- `{"kind": "dataset", "dataset": id, "column": name, "time_column": name, "aggregation": ...,
+  "period_s": 86400}`: a dataset's column per period of one of its time columns, for charts
+  (monitoring.dataset_series; rules refuse it).
 - `{"kind": "model", "model": id, "signal": ..., "period_s"?: 3600, "output"?, "label"?,
   "input"?}`: a model's prediction log per period:
   - `volume`: predictions made (a count, in SQL);
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,13 +51,14 @@ from django.utils.translation import gettext as _
 from mlmanager.accounts.caller import Caller, Credential
 from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.core.filters import MAX_ID
-from mlmanager.monitoring import drift
+from mlmanager.monitoring import dataset_series, drift
 from mlmanager.monitoring.selectors import (
     model_training_profile,
     prediction_count_in,
     prediction_latest_at,
     prediction_period_counts,
     prediction_rows,
+    series_datasets,
     series_machines,
 )
 from mlmanager.sites.selectors import (
@@ -62,6 +67,8 @@ from mlmanager.sites.selectors import (
     sensor_period_values,
     sensor_readings_between,
     sensor_window_value,
+    sensors_latest_readings,
+    sensors_window_values,
     series_sensor_sites,
 )
 
@@ -215,8 +222,14 @@ def series_validate(
         if not isinstance(spec, dict):
             raise _invalid(index, None, _("an object is required"))
         kind = spec.get("kind")
+        if kind == "dataset":
+            try:
+                normalised.append(dataset_series.normalise(spec))
+            except dataset_series.DatasetSeriesError as error:
+                raise _invalid(index, error.field, error.message) from None
+            continue
         if kind not in ("sensor", "model"):
-            raise _invalid(index, "kind", _("sensor or model"))
+            raise _invalid(index, "kind", _("sensor, model or dataset"))
         unknown = sorted(set(spec) - (_SENSOR_KEYS if kind == "sensor" else _MODEL_KEYS))
         if unknown:
             raise _invalid(index, unknown[0], _("unknown field"))
@@ -235,8 +248,25 @@ def series_validate(
         if model_ids
         else {}
     )
+    dataset_ids = sorted({spec["dataset"] for spec in normalised if spec["kind"] == "dataset"})
+    datasets = (
+        series_datasets(caller=caller, team_id=team_id, dataset_ids=dataset_ids)
+        if dataset_ids
+        else {}
+    )
     site_id: int | None = None
     for index, spec in enumerate(normalised):
+        if spec["kind"] == "dataset":
+            found = datasets.get(spec["dataset"])
+            if found is None:
+                raise _not_found(index, "dataset", _("no such dataset"))
+            if not found["ready"]:
+                raise _invalid(index, "dataset", _("the dataset is not ready"))
+            try:
+                dataset_series.check_columns(spec, found["columns"])
+            except dataset_series.DatasetSeriesError as error:
+                raise _invalid(index, error.field, error.message) from None
+            continue
         if spec["kind"] == "sensor":
             if spec["sensor"] not in sites:
                 raise _not_found(index, "sensor", _("no such sensor"))
@@ -257,6 +287,12 @@ def series_validate(
 
 def _filled(spec: dict[str, Any]) -> dict[str, Any]:
     """Defaults of a spec stored before they were filled in (rules read specs from rows)."""
+    if spec.get("kind") == "dataset":
+        return {
+            **spec,
+            "aggregation": spec.get("aggregation", "avg"),
+            "period_s": spec.get("period_s", dataset_series.DEFAULT_PERIOD_S),
+        }
     if spec.get("kind") == "sensor":
         period = spec.get("period_s", SENSOR_PERIOD_S)
         return {
@@ -281,6 +317,8 @@ def series_label(spec: dict[str, Any], *, name: str | None = None) -> str:
     """A short text for a legend: `name` (the sensor's or model's, when the caller has it)
     or the kind and id, then what is drawn."""
     spec = _filled(spec)
+    if spec.get("kind") == "dataset":
+        return f"{dataset_series.label(spec, name=name)} / {_duration(spec['period_s'])}"
     if spec.get("kind") == "sensor":
         subject = name or _("Sensor %(id)s") % {"id": spec.get("sensor")}
         if not spec["period_s"]:
@@ -337,7 +375,26 @@ def series_points(
         return []
     if spec["kind"] == "sensor":
         return _sensor_points(spec, team_id=team_id, start=start, end=end, max_points=max_points)
+    if spec["kind"] == "dataset":
+        return _dataset_points(spec, team_id=team_id, start=start, end=end, max_points=max_points)
     return _model_points(spec, team_id=team_id, start=start, end=end, max_points=max_points)
+
+
+def _dataset_points(
+    spec: dict[str, Any], *, team_id: int, start: datetime, end: datetime, max_points: int
+) -> list[tuple[datetime, float | None]]:
+    found = series_datasets(caller=None, team_id=team_id, dataset_ids=[spec["dataset"]])
+    dataset = found.get(spec["dataset"])
+    if dataset is None or not dataset["ready"]:  # deleted since the chart was saved
+        return []
+    period, first, after = _buckets(start, end, spec["period_s"], max_points)
+    return dataset_series.points(
+        spec,
+        parquet_name=dataset["parquet_path"],
+        start=_bucket_start(first, period),
+        end=_bucket_start(after, period),
+        period_s=period,
+    )
 
 
 def _sensor_points(
@@ -439,6 +496,8 @@ def series_value(
     None when the period holds no data (count and volume: 0); raw sensor series (period 0)
     give their latest reading."""
     spec = _filled(spec)
+    if spec["kind"] == "dataset":
+        raise ValueError("a dataset's column is drawn, never watched: rules refuse it")
     if spec["kind"] == "sensor":
         latest = sensor_latest_reading(sensor_id=spec["sensor"], at=at)
         if latest is None:
@@ -478,6 +537,51 @@ def series_value(
     )
     signal_of = _model_signal(spec, team_id=team_id, machine=machines[machine_id])
     return latest_at, signal_of(rows) if rows else None
+
+
+def series_key(spec: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable identity of a spec (its defaults filled in), for `sensor_series_values`."""
+    return tuple(sorted(_filled(spec).items()))
+
+
+def sensor_series_values(
+    wanted: Iterable[tuple[dict[str, Any], datetime]],
+) -> dict[tuple[tuple[Any, ...], datetime], tuple[datetime | None, float | None]]:
+    """`series_value` of many sensor series at their moments, keyed by (series_key(spec),
+    at): one query for the latest readings per distinct moment and one per distinct window
+    (moment, period, aggregation), however many series (the scheduler asks for all its due
+    rules' series at the same `now`)."""
+    latest_wanted: dict[datetime, set[int]] = defaultdict(set)
+    window_wanted: dict[tuple[datetime, int, str], set[int]] = defaultdict(set)
+    asked: dict[tuple[tuple[Any, ...], datetime], dict[str, Any]] = {}
+    for raw_spec, at in wanted:
+        spec = _filled(raw_spec)
+        if spec["kind"] != "sensor":
+            raise ValueError("sensor_series_values reads sensor series only")
+        asked[(series_key(spec), at)] = spec
+        latest_wanted[at].add(spec["sensor"])
+        if spec["period_s"]:
+            window_wanted[(at, spec["period_s"], spec["aggregation"])].add(spec["sensor"])
+    latest = {
+        at: sensors_latest_readings(sensor_ids=ids, at=at) for at, ids in latest_wanted.items()
+    }
+    windows = {
+        (at, period, aggregation): sensors_window_values(
+            sensor_ids=ids, start=at - timedelta(seconds=period), end=at, aggregation=aggregation
+        )
+        for (at, period, aggregation), ids in window_wanted.items()
+    }
+    values: dict[tuple[tuple[Any, ...], datetime], tuple[datetime | None, float | None]] = {}
+    for (key, at), spec in asked.items():
+        found = latest[at].get(spec["sensor"])
+        if found is None:
+            values[(key, at)] = (None, None)
+        elif not spec["period_s"]:
+            values[(key, at)] = found
+        else:
+            window = windows[(at, spec["period_s"], spec["aggregation"])]
+            values[(key, at)] = (found[0], window.get(spec["sensor"]))
+    return values
 
 
 # --- model signals over prediction rows --------------------------------------------------------

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 from mlmanager.accounts.requests import AuthenticatedHttpRequest
 from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.core.pagination import page_of
+from mlmanager.datasets.selectors import ready_datasets_for_caller
 from mlmanager.machines.selectors import access_machine, machines_for_caller
 from mlmanager.monitoring import charts_svg, selectors
 from mlmanager.monitoring.access import MonitorAction, monitor_allows
@@ -184,6 +185,12 @@ def model_choices(request: AuthenticatedHttpRequest) -> list[tuple[int, str]]:
     ]
 
 
+def dataset_choices(request: AuthenticatedHttpRequest) -> list[tuple[int, str]]:
+    """The team's ready datasets the caller sees (a chart may draw their columns)."""
+    datasets = ready_datasets_for_caller(caller=request.caller, team=request.team)
+    return [(dataset.pk, dataset.name) for dataset in datasets.order_by("name")]
+
+
 def range_of(request: AuthenticatedHttpRequest, *, default: str = "24h") -> dict[str, Any]:
     """The period a chart shows: `start` and `end` (ISO 8601) when both are given and make a
     range, else the `range` key (1h, 24h, 7d, 30d) back from now."""
@@ -333,6 +340,7 @@ def _chart_forms(
         series=chart.series if chart else None,
         sensors=sensor_choices(request),
         models=model_choices(request),
+        datasets=dataset_choices(request),
     )
     return form, formset
 

@@ -8,13 +8,26 @@ role with it (sites.access decides what the pair allows).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import models
-from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from mlmanager.accounts.caller import Caller, Credential
@@ -592,3 +605,116 @@ def sensor_window_value(
     if aggregation == "min":
         return float(min(part["low"] for part in parts))
     return float(max(part["high"] for part in parts))
+
+
+# --- many sensors at once (scheduled rule evaluation) ----------------------------------------
+
+
+def sensors_latest_readings(
+    *, sensor_ids: Iterable[int], at: datetime, before: bool = False
+) -> dict[int, tuple[datetime, float]]:
+    """Sensor id -> its newest reading (timestamp, value) at or before `at` (strictly before
+    with `before`), for the sensors that have one: `sensor_latest_reading` of many sensors in
+    one query (an index probe per sensor)."""
+    ids = sorted(set(sensor_ids))
+    if not ids:
+        return {}
+    bound = Q(timestamp__lt=at) if before else Q(timestamp__lte=at)
+    newest = Reading.objects.filter(bound, sensor_id=OuterRef("pk")).order_by("-timestamp")
+    rows = (
+        Sensor.objects.filter(pk__in=ids)
+        .annotate(
+            newest_at=Subquery(newest.values("timestamp")[:1]),
+            newest_value=Subquery(newest.values("value")[:1]),
+        )
+        .values_list("pk", "newest_at", "newest_value")
+        .order_by()
+    )
+    return {pk: (stamp, value) for pk, stamp, value in rows if stamp is not None}
+
+
+def sensors_readings_before(*, bounds: Mapping[int, datetime]) -> dict[int, tuple[datetime, float]]:
+    """Sensor id -> its newest reading strictly before its own bound (the ingest asks, for
+    each sensor, the reading before its first new one), in one query whatever the bounds."""
+    groups: dict[datetime, list[int]] = {}
+    for pk, bound in bounds.items():
+        groups.setdefault(bound, []).append(pk)
+    if not groups:
+        return {}
+    bound_of = Case(
+        *[When(pk__in=ids, then=Value(bound)) for bound, ids in groups.items()],
+        output_field=models.DateTimeField(),
+    )
+    newest = Reading.objects.filter(
+        sensor_id=OuterRef("pk"), timestamp__lt=OuterRef("bound")
+    ).order_by("-timestamp")
+    rows = (
+        Sensor.objects.filter(pk__in=sorted(bounds))
+        .annotate(bound=bound_of)
+        .annotate(
+            newest_at=Subquery(newest.values("timestamp")[:1]),
+            newest_value=Subquery(newest.values("value")[:1]),
+        )
+        .values_list("pk", "newest_at", "newest_value")
+        .order_by()
+    )
+    return {pk: (stamp, value) for pk, stamp, value in rows if stamp is not None}
+
+
+def sensors_window_values(
+    *, sensor_ids: Iterable[int], start: datetime, end: datetime, aggregation: str
+) -> dict[int, float | None]:
+    """Sensor id -> `sensor_window_value` of each sensor over the same window (start, end],
+    in one query (two more for windows long enough to read the minute rollups)."""
+    if aggregation not in SENSOR_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation}")
+    ids = sorted(set(sensor_ids))
+    if not ids:
+        return {}
+    empty = 0.0 if aggregation == "count" else None
+    if aggregation == "last":
+        found = sensors_latest_readings(sensor_ids=ids, at=end)
+        return {pk: (found[pk][1] if pk in found and found[pk][0] > start else None) for pk in ids}
+    readings = Reading.objects.filter(sensor_id__in=ids)
+    totals = dict(n=Count("value"), total=Sum("value"), low=Min("value"), high=Max("value"))
+    queries: list[Any] = []
+    if end - start > _WINDOW_FROM_ROLLUPS_AFTER:
+        first_whole = _minute(start) + MINUTE
+        last_whole = _minute(end)
+        queries.append(
+            ReadingRollup.objects.filter(
+                sensor_id__in=ids,
+                resolution=ReadingRollup.Resolution.MINUTE,
+                bucket__gte=first_whole,
+                bucket__lt=last_whole,
+            )
+            .values("sensor_id")
+            .annotate(n=Sum("count"), total=Sum("total"), low=Min("minimum"), high=Max("maximum"))
+        )
+        edges = [
+            readings.filter(timestamp__gt=start, timestamp__lt=first_whole),
+            readings.filter(timestamp__gte=last_whole, timestamp__lte=end),
+        ]
+    else:
+        edges = [readings.filter(timestamp__gt=start, timestamp__lte=end)]
+    queries.extend(edge.values("sensor_id").annotate(**totals) for edge in edges)
+    parts: dict[int, list[dict[str, Any]]] = {}
+    for query in queries:
+        for part in query.order_by():
+            if part["n"]:
+                parts.setdefault(part["sensor_id"], []).append(part)
+    values: dict[int, float | None] = {}
+    for pk in ids:
+        mine = parts.get(pk, [])
+        count = sum(part["n"] for part in mine)
+        if aggregation == "count":
+            values[pk] = float(count)
+        elif not count:
+            values[pk] = empty
+        elif aggregation == "avg":
+            values[pk] = float(sum(part["total"] for part in mine) / count)
+        elif aggregation == "min":
+            values[pk] = float(min(part["low"] for part in mine))
+        else:
+            values[pk] = float(max(part["high"] for part in mine))
+    return values

@@ -17,7 +17,9 @@ SERIES_HELP = (
     'A list of series: {"kind": "sensor", "sensor": id, "aggregation": '
     '"avg|min|max|last|count", "period_s": 60} (period_s 0: the raw readings) or {"kind": '
     '"model", "model": id, "signal": "volume|prediction_mean|class_share|latency_p95|accuracy|'
-    'drift_psi", "label"?, "input"?, "output"?, "period_s"?: 3600}. Sensors of one site.'
+    'drift_psi", "label"?, "input"?, "output"?, "period_s"?: 3600}, or (charts only) {"kind": '
+    '"dataset", "dataset": id, "column", "time_column", "aggregation"?, "period_s"?: 86400}. '
+    "Sensors of one site."
 )
 LAYOUT_HELP = (
     'Charts on a 12-column grid: [{"chart": id, "x": column, "y": row, "w": columns, '
@@ -61,9 +63,22 @@ MODEL_SERIES_SCHEMA = {
     "required": ["kind", "model", "signal"],
     "additionalProperties": False,
 }
+DATASET_SERIES_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "kind": {"type": "string", "enum": ["dataset"]},
+        "dataset": _ID,
+        "column": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "time_column": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "aggregation": {"type": "string", "enum": ["avg", "min", "max", "last", "count"]},
+        "period_s": {"type": "integer", "minimum": 60, "maximum": 366 * 86400},
+    },
+    "required": ["kind", "dataset", "column", "time_column"],
+    "additionalProperties": False,
+}
 SERIES_SCHEMA = {
     "type": "array",
-    "items": {"oneOf": [SENSOR_SERIES_SCHEMA, MODEL_SERIES_SCHEMA]},
+    "items": {"oneOf": [SENSOR_SERIES_SCHEMA, MODEL_SERIES_SCHEMA, DATASET_SERIES_SCHEMA]},
     "minItems": 1,
     "description": SERIES_HELP,
 }

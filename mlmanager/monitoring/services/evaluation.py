@@ -23,12 +23,12 @@ muted rule or alert) and the site's dashboards hear of it after the commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -38,6 +38,7 @@ from mlmanager.monitoring.models import Alert, AlertEvent, AlertRule
 from mlmanager.monitoring.services import notifications
 from mlmanager.sites.live import site_changed
 from mlmanager.sites.models import Sensor
+from mlmanager.sites.selectors import sensors_readings_before
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,13 @@ def next_evaluation(rule: AlertRule, *, now: datetime, first: bool = False) -> d
 # --- one rule's evaluation ----------------------------------------------------------------------
 
 
+class _Stored:
+    """`_walk`'s default previous point: the one stored on the rule."""
+
+
+STORED = _Stored()
+
+
 @dataclass
 class _Change:
     transition: str
@@ -130,9 +138,20 @@ def _run(
     return result
 
 
-def _walk(rule: AlertRule, values: Sequence[tuple[datetime, float]]) -> _Result:
-    """A walked rule over its sensor's new values, oldest first."""
-    previous_value, previous_at = rule.last_value, rule.last_evaluated_at
+def _walk(
+    rule: AlertRule,
+    values: Sequence[tuple[datetime, float]],
+    previous: tuple[datetime, float] | _Stored | None = STORED,
+) -> _Result:
+    """A walked rule over its sensor's new values, oldest first. The point before the first
+    one (rate_above's first step) is `previous` (the sensor's reading before them, None for
+    none), else the rule's stored last value."""
+    if isinstance(previous, _Stored):
+        previous_value, previous_at = rule.last_value, rule.last_evaluated_at
+    elif previous is None:
+        previous_value, previous_at = None, None
+    else:
+        previous_at, previous_value = previous
     points = []
     for moment, value in sorted(values, key=lambda point: point[0]):
         seen = Observation(
@@ -147,10 +166,21 @@ def _walk(rule: AlertRule, values: Sequence[tuple[datetime, float]]) -> _Result:
     return _run(rule, points)
 
 
-def _observe(rule: AlertRule, at: datetime) -> tuple[list[Observation], float | None]:
-    """Each series' observation at `at` (series.series_value; an earlier value `per_s` before
-    for rate_above), and the value the alert shows (that of the first condition's series)."""
+SeriesReader = Callable[[dict[str, Any], datetime], tuple[datetime | None, float | None]]
+
+
+def _observe(
+    rule: AlertRule, at: datetime, read: SeriesReader | None = None
+) -> tuple[list[Observation], float | None]:
+    """Each series' observation at `at` (`read`, by default series.series_value; an earlier
+    value `per_s` before for rate_above), and the value the alert shows (that of the first
+    condition's series)."""
     from mlmanager.monitoring.series import series_value
+
+    if read is None:
+
+        def read(spec: dict[str, Any], moment: datetime) -> tuple[datetime | None, float | None]:
+            return series_value(spec, team_id=rule.team_id, at=moment)
 
     leaves = conditions.condition_leaves(rule.condition)
     observations = []
@@ -159,12 +189,12 @@ def _observe(rule: AlertRule, at: datetime) -> tuple[list[Observation], float | 
         if not mine:
             observations.append(Observation())
             continue
-        latest_at, value = series_value(spec, team_id=rule.team_id, at=at)
+        latest_at, value = read(spec, at)
         previous_value = previous_at = None
         rates = [leaf for leaf in mine if leaf["op"] == "rate_above"]
         if rates:
-            previous_at = at - timedelta(seconds=rates[0].get("per_s", conditions.DEFAULT_PER_S))
-            previous_value = series_value(spec, team_id=rule.team_id, at=previous_at)[1]
+            previous_at = _rate_moment(rates[0], at)
+            previous_value = read(spec, previous_at)[1]
         observations.append(
             Observation(
                 value=value,
@@ -177,8 +207,12 @@ def _observe(rule: AlertRule, at: datetime) -> tuple[list[Observation], float | 
     return observations, observations[leaves[0]["series"]].value
 
 
-def _evaluate_at(rule: AlertRule, at: datetime) -> _Result:
-    observations, value = _observe(rule, at)
+def _rate_moment(leaf: Mapping[str, Any], at: datetime) -> datetime:
+    return at - timedelta(seconds=leaf.get("per_s", conditions.DEFAULT_PER_S))
+
+
+def _evaluate_at(rule: AlertRule, at: datetime, read: SeriesReader | None = None) -> _Result:
+    observations, value = _observe(rule, at, read)
     return _run(rule, [(at, observations, value)])
 
 
@@ -186,14 +220,15 @@ def _evaluate_at(rule: AlertRule, at: datetime) -> _Result:
 
 
 def _apply(results: Sequence[_Result], *, now: datetime, scheduled: bool) -> None:
-    """Store the results: rules without a transition in one bulk UPDATE (at ingest) or each
-    with its own conditional one (scheduled: its next evaluation moves); rules with
-    transitions each with a conditional UPDATE from the state they were read in, then their
-    alerts."""
+    """Store the results: rules with transitions each with a conditional UPDATE from the state
+    they were read in, then their alerts; rules without one only on their schedule (each with
+    its own conditional UPDATE: its next evaluation moves). At ingest a rule without a
+    transition is not written at all (its state did not change; its next evaluation does not
+    depend on its readings)."""
     plain = [result for result in results if not result.changes]
     moved = [result for result in results if result.changes]
-    if plain:
-        _store_plain(plain, now=now, scheduled=scheduled)
+    if plain and scheduled:
+        _store_plain(plain, now=now)
     won: list[_Result] = []
     for result in moved:
         rule = result.rule
@@ -229,7 +264,10 @@ def _apply(results: Sequence[_Result], *, now: datetime, scheduled: bool) -> Non
     site_changed(site_ids=sites)
 
 
-def _store_plain(results: Sequence[_Result], *, now: datetime, scheduled: bool) -> None:
+def _store_plain(results: Sequence[_Result], *, now: datetime) -> None:
+    """Scheduled results without a transition: the value seen, the next evaluation. Each
+    UPDATE is conditional on the state the rule was read in: when an ingest moved the rule
+    meanwhile, its next time is theirs. PostgreSQL takes them all in one statement."""
     rules = []
     for result in results:
         rule = result.rule
@@ -237,27 +275,38 @@ def _store_plain(results: Sequence[_Result], *, now: datetime, scheduled: bool) 
         rule.last_evaluated_at = result.value_at or now
         rule.next_evaluation_at = next_evaluation(rule, now=now)
         rules.append(rule)
-    if scheduled:
-        for rule in rules:
-            # Conditional: when an ingest moved the rule meanwhile, its next time is theirs.
-            AlertRule.objects.filter(
-                pk=rule.pk, state=rule.state, state_since=rule.state_since
-            ).update(
-                last_value=rule.last_value,
-                last_evaluated_at=rule.last_evaluated_at,
-                next_evaluation_at=rule.next_evaluation_at,
+    if connection.vendor == "postgresql" and len(rules) > 1:
+        table = AlertRule._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table} AS rule SET
+                    last_value = seen.value, last_evaluated_at = seen.evaluated_at,
+                    next_evaluation_at = seen.next_at
+                FROM unnest(
+                    %s::bigint[], %s::text[], %s::timestamptz[], %s::float8[],
+                    %s::timestamptz[], %s::timestamptz[]
+                ) AS seen (id, state, state_since, value, evaluated_at, next_at)
+                WHERE rule.id = seen.id AND rule.enabled AND rule.state = seen.state
+                  AND rule.state_since IS NOT DISTINCT FROM seen.state_since
+                """,  # noqa: S608 - the model's table; the values are parameters
+                [
+                    [rule.pk for rule in rules],
+                    [rule.state for rule in rules],
+                    [rule.state_since for rule in rules],
+                    [rule.last_value for rule in rules],
+                    [rule.last_evaluated_at for rule in rules],
+                    [rule.next_evaluation_at for rule in rules],
+                ],
             )
         return
-    # A walked rule's next time depends only on its state, which did not change here (and a
-    # concurrent transition sets it): only the scheduled rules' next time moves.
-    walked = [rule for rule in rules if is_walked(rule) and not _watches_silence(rule)]
-    walked_ids = {rule.pk for rule in walked}
-    scheduled_rules = [rule for rule in rules if rule.pk not in walked_ids]
-    if walked:
-        AlertRule.objects.bulk_update(walked, ["last_value", "last_evaluated_at"])
-    if scheduled_rules:
-        AlertRule.objects.bulk_update(
-            scheduled_rules, ["last_value", "last_evaluated_at", "next_evaluation_at"]
+    for rule in rules:
+        AlertRule.objects.filter(
+            pk=rule.pk, enabled=True, state=rule.state, state_since=rule.state_since
+        ).update(
+            last_value=rule.last_value,
+            last_evaluated_at=rule.last_evaluated_at,
+            next_evaluation_at=rule.next_evaluation_at,
         )
 
 
@@ -383,13 +432,54 @@ def rule_reset(*, rule: AlertRule, now: datetime, reason: str, user: Any = None)
 # --- entry points -------------------------------------------------------------------------------
 
 
+def _reads_rate(rule: AlertRule) -> bool:
+    return any(leaf["op"] == "rate_above" for leaf in conditions.condition_leaves(rule.condition))
+
+
+def _reads_sensors_only(rule: AlertRule) -> bool:
+    return bool(rule.series) and all(spec.get("kind") == "sensor" for spec in rule.series)
+
+
+def _wanted(rule: AlertRule, at: datetime) -> list[tuple[dict[str, Any], datetime]]:
+    """The (series, moment) pairs `_observe` reads for the rule at `at`."""
+    leaves = conditions.condition_leaves(rule.condition)
+    wanted = []
+    for index, spec in enumerate(rule.series):
+        mine = [leaf for leaf in leaves if leaf["series"] == index]
+        if not mine:
+            continue
+        wanted.append((spec, at))
+        rates = [leaf for leaf in mine if leaf["op"] == "rate_above"]
+        if rates:
+            wanted.append((spec, _rate_moment(rates[0], at)))
+    return wanted
+
+
+def _bulk_reader(wanted: Iterable[tuple[dict[str, Any], datetime]]) -> SeriesReader:
+    """What `_observe` reads for sensor-only rules, read at once (series.sensor_series_values:
+    a few queries however many rules)."""
+    from mlmanager.monitoring.series import sensor_series_values, series_key
+
+    found = sensor_series_values(wanted)
+
+    def read(spec: dict[str, Any], at: datetime) -> tuple[datetime | None, float | None]:
+        return found[(series_key(spec), at)]
+
+    return read
+
+
 def evaluate_sensor_values(
     team_id: int, values: Mapping[int, Sequence[tuple[datetime, float]]]
 ) -> None:
     """Evaluate the team's enabled rules on these sensors with their new values (sensor id →
     [(timestamp, calibrated value)], newer than the sensor's previous latest). Called by the
-    ingest in its transaction. One query finds the rules and one (or two) bulk UPDATEs store
-    them when nothing changes state, however many rules there are."""
+    ingest in its transaction.
+
+    One query finds the rules. A walked rule that is ok and whose condition holds at none of
+    the new values (`conditions.may_hold` on the batch's span: lowest, highest, steepest
+    change from the sensor's reading before them) cannot change state: it is neither walked
+    nor written. The others are walked; the rules on aggregates read their series at once
+    (a few queries); only transitions are written."""
     sensor_ids = sorted(pk for pk, points in values.items() if points)
     if not sensor_ids:
         return
@@ -401,12 +491,13 @@ def evaluate_sensor_values(
     )
     if not rules:
         return
-    results = []
+    walked: list[tuple[AlertRule, int]] = []
+    others: list[tuple[AlertRule, datetime]] = []
     for rule in rules:
         if is_walked(rule):
-            points = values.get(rule.series[0]["sensor"], ())
-            if points:
-                results.append(_walk(rule, points))
+            sensor = rule.series[0]["sensor"]
+            if values.get(sensor):
+                walked.append((rule, sensor))
             continue
         moments = [
             moment
@@ -415,7 +506,30 @@ def evaluate_sensor_values(
             for moment, _value in values.get(spec["sensor"], ())
         ]
         if moments:
-            results.append(_evaluate_at(rule, max(moments)))
+            others.append((rule, max(moments)))
+    # The reading before each batch, for the sensors whose rules read a rate (one query).
+    rate_sensors = {sensor for rule, sensor in walked if _reads_rate(rule)}
+    previous = (
+        sensors_readings_before(bounds={pk: min(values[pk])[0] for pk in rate_sensors})
+        if rate_sensors
+        else {}
+    )
+    spans: dict[int, conditions.Span] = {}
+    results = []
+    for rule, sensor in walked:
+        points = values[sensor]
+        before = previous.get(sensor) if sensor in rate_sensors else None
+        if rule.state == AlertRule.State.OK:
+            span = spans.get(sensor)
+            if span is None:
+                span = spans[sensor] = conditions.span_of(sorted(points), before)
+            if not conditions.may_hold(rule.condition, span):
+                continue
+        results.append(_walk(rule, points, before))
+    bulk = [(rule, at) for rule, at in others if _reads_sensors_only(rule)]
+    read = _bulk_reader(pair for rule, at in bulk for pair in _wanted(rule, at)) if bulk else None
+    for rule, at in others:
+        results.append(_evaluate_at(rule, at, read if _reads_sensors_only(rule) else None))
     _apply(results, now=timezone.now(), scheduled=False)
 
 
@@ -435,17 +549,30 @@ def evaluate_rule(rule: AlertRule, *, now: datetime | None = None) -> None:
 
 def evaluate_due_rules(now: datetime | None = None) -> int:
     """The `monitoring.evaluate` periodic task: evaluate every enabled rule whose
-    `next_evaluation_at` has come (for_s timers, no_data, rules on aggregates and models),
-    each in its own transaction (a broken rule does not stop the others). Returns how many
-    were evaluated."""
+    `next_evaluation_at` has come (for_s timers, no_data, rules on aggregates and models).
+    Returns how many were evaluated.
+
+    The due rules on sensors only are evaluated together: their series are read at once (a
+    few queries for all of them), the conditions judged here, the rules without a transition
+    stored in one UPDATE, each transition in its own transaction (a broken rule does not stop
+    the others). The other rules (models) are evaluated one by one, each in its own
+    transaction."""
     now = now or timezone.now()
     due = list(
-        AlertRule.objects.filter(enabled=True, next_evaluation_at__lte=now)
-        .order_by("next_evaluation_at", "pk")
-        .values_list("pk", flat=True)[:DUE_BATCH]
+        AlertRule.objects.filter(enabled=True, next_evaluation_at__lte=now).order_by(
+            "next_evaluation_at", "pk"
+        )[:DUE_BATCH]
     )
+    together = [rule for rule in due if _reads_sensors_only(rule)]
+    alone = [rule.pk for rule in due if not _reads_sensors_only(rule)]
     done = 0
-    for pk in due:
+    if together:
+        try:
+            done += _evaluate_together(together, now=now)
+        except Exception:
+            logger.exception("due alert rules could not be evaluated together; one by one")
+            alone = [rule.pk for rule in together] + alone
+    for pk in alone:
         try:
             with transaction.atomic():
                 rule = AlertRule.objects.filter(
@@ -458,6 +585,44 @@ def evaluate_due_rules(now: datetime | None = None) -> int:
         except Exception:
             logger.exception("alert rule %s could not be evaluated", pk)
             AlertRule.objects.filter(pk=pk).update(next_evaluation_at=now + RETRY_AFTER_FAILURE)
+    return done
+
+
+def _evaluate_together(rules: Sequence[AlertRule], *, now: datetime) -> int:
+    """`evaluate_due_rules` of rules on sensors only (see there)."""
+    readable, wanted, failed = [], [], []
+    for rule in rules:
+        try:
+            wanted.extend(_wanted(rule, now))
+        except Exception:  # a broken rule (its condition names no series of it)
+            logger.exception("alert rule %s could not be evaluated", rule.pk)
+            failed.append(rule.pk)
+        else:
+            readable.append(rule)
+    read = _bulk_reader(wanted)
+    results = []
+    for rule in readable:
+        try:
+            results.append(_evaluate_at(rule, now, read))
+        except Exception:
+            logger.exception("alert rule %s could not be evaluated", rule.pk)
+            failed.append(rule.pk)
+    plain = [result for result in results if not result.changes]
+    if plain:
+        _store_plain(plain, now=now)
+    done = len(plain)
+    for result in results:
+        if not result.changes:
+            continue
+        try:
+            with transaction.atomic():
+                _apply([result], now=now, scheduled=True)
+            done += 1
+        except Exception:
+            logger.exception("alert rule %s could not be evaluated", result.rule.pk)
+            failed.append(result.rule.pk)
+    if failed:
+        AlertRule.objects.filter(pk__in=failed).update(next_evaluation_at=now + RETRY_AFTER_FAILURE)
     return done
 
 

@@ -95,6 +95,12 @@ def _series_checked(*, caller: Caller, team_id: int, series: Any) -> tuple[list[
 
     if not isinstance(series, list) or not series:
         raise _invalid("series", _("must be a non-empty list of series"))
+    for index, spec in enumerate(series):
+        if isinstance(spec, dict) and spec.get("kind") == "dataset":
+            raise _invalid(
+                f"series[{index}].kind",
+                _("a rule watches sensors and models; a dataset's column is for charts"),
+            )
     return series_validate(caller=caller, team_id=team_id, specs=series)
 
 
