@@ -54,6 +54,15 @@ def current_team_for(*, caller: Caller) -> Team | None:
     return teams.first()
 
 
+def team_named_or_current(*, caller: Caller, team_id: Any = None) -> Team:
+    """The team an API call works in: the one it names (which the caller must reach),
+    else the caller's current team; "not found" when there is none."""
+    team = access_team(caller=caller, id=team_id) if team_id else current_team_for(caller=caller)
+    if team is None:
+        raise NotFound()
+    return team
+
+
 def team_members(*, team: Team) -> QuerySet[Membership]:
     return team.memberships.select_related("user").order_by("user__email")
 

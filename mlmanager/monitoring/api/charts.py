@@ -19,10 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.accounts.authentication import api_caller
-from mlmanager.accounts.caller import Caller
-from mlmanager.accounts.selectors import access_team, current_team_for
+from mlmanager.accounts.selectors import team_named_or_current
 from mlmanager.core.api import IdField, StrictCharField
-from mlmanager.core.errors import NotFound
 from mlmanager.core.filters import filter_queryset, raise_invalid_filter
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.parsers import JSONParser
@@ -38,13 +36,6 @@ from mlmanager.monitoring.api.serializers import (
 from mlmanager.monitoring.chart_data import MAX_POINTS, chart_data
 from mlmanager.monitoring.filters import ChartFilter, DashboardFilter
 from mlmanager.monitoring.services import charts as chart_services
-
-
-def _team(caller: Caller, team_id: int | None) -> Any:
-    team = access_team(caller=caller, id=team_id) if team_id else current_team_for(caller=caller)
-    if team is None:
-        raise NotFound()
-    return team
 
 
 class TeamField(serializers.IntegerField):
@@ -96,7 +87,7 @@ class ChartListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         caller = api_caller(request)
-        team = _team(caller, data.pop("team", None))
+        team = team_named_or_current(caller=caller, team_id=data.pop("team", None))
         chart = chart_services.chart_create(caller=caller, team=team, **data)
         return Response(ChartOutputSerializer(chart).data, status=status.HTTP_201_CREATED)
 
@@ -221,7 +212,7 @@ class DashboardListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         caller = api_caller(request)
-        team = _team(caller, data.pop("team", None))
+        team = team_named_or_current(caller=caller, team_id=data.pop("team", None))
         dashboard = chart_services.dashboard_create(caller=caller, team=team, **data)
         return Response(DashboardOutputSerializer(dashboard).data, status=status.HTTP_201_CREATED)
 

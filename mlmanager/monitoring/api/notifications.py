@@ -12,10 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.accounts.authentication import api_caller
-from mlmanager.accounts.caller import Caller
-from mlmanager.accounts.selectors import access_team, current_team_for
+from mlmanager.accounts.selectors import team_named_or_current
 from mlmanager.core.api import IdField, StrictCharField
-from mlmanager.core.errors import NotFound
 from mlmanager.core.filters import BooleanFilter, FilterSet, filter_queryset
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.parsers import JSONParser
@@ -33,14 +31,6 @@ from mlmanager.monitoring.api.notification_serializers import (
 from mlmanager.monitoring.models import Notification
 from mlmanager.monitoring.services import notifications as notification_services
 from mlmanager.monitoring.services import webhooks as webhook_services
-
-
-def _team(caller: Caller, team_id: Any) -> Any:
-    team = access_team(caller=caller, id=team_id) if team_id else current_team_for(caller=caller)
-    if team is None:
-        raise NotFound()
-    return team
-
 
 # --- webhooks ------------------------------------------------------------------------------------
 
@@ -74,7 +64,7 @@ class WebhookListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         caller = api_caller(request)
-        team = _team(caller, data.pop("team", None))
+        team = team_named_or_current(caller=caller, team_id=data.pop("team", None))
         webhook, secret = webhook_services.webhook_create(caller=caller, team=team, **data)
         answer = WebhookOutputSerializer(webhook).data
         return Response({**answer, "secret": secret}, status=status.HTTP_201_CREATED)
@@ -138,7 +128,7 @@ class NotificationPreferenceApi(APIView):
     @extend_schema(parameters=[TEAM_PARAMETER], responses=PreferenceSerializer)
     def get(self, request: Request) -> Response:
         caller = api_caller(request)
-        team = _team(caller, request.query_params.get("team"))
+        team = team_named_or_current(caller=caller, team_id=request.query_params.get("team"))
         preference = notification_services.notification_preference_get(caller=caller, team=team)
         return Response(PreferenceSerializer(preference).data)
 
@@ -150,7 +140,7 @@ class NotificationPreferenceApi(APIView):
     )
     def put(self, request: Request) -> Response:
         caller = api_caller(request)
-        team = _team(caller, request.query_params.get("team"))
+        team = team_named_or_current(caller=caller, team_id=request.query_params.get("team"))
         serializer = PreferenceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

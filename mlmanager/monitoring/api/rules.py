@@ -17,9 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.accounts.authentication import api_caller
-from mlmanager.accounts.selectors import access_team, current_team_for
+from mlmanager.accounts.selectors import team_named_or_current
 from mlmanager.core.api import IdField, StrictCharField
-from mlmanager.core.errors import NotFound
 from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.parsers import JSONParser
@@ -91,12 +90,7 @@ class RuleListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         caller = api_caller(request)
-        team_id = data.pop("team", None)
-        team = (
-            access_team(caller=caller, id=team_id) if team_id else current_team_for(caller=caller)
-        )
-        if team is None:
-            raise NotFound()
+        team = team_named_or_current(caller=caller, team_id=data.pop("team", None))
         rule = rule_services.rule_create(caller=caller, team=team, **data)
         return Response(RuleOutputSerializer(rule).data, status=status.HTTP_201_CREATED)
 
