@@ -274,6 +274,14 @@ def clears(
     return _clears(relaxed(condition, hysteresis), observations, now=now)
 
 
+def clears_relaxed(
+    relaxed_condition: Mapping[str, Any], observations: Sequence[Observation], *, now: datetime
+) -> bool:
+    """`clears` of a condition `relaxed` already (an evaluation relaxes a rule's condition
+    once, not at each of its values)."""
+    return _clears(relaxed_condition, observations, now=now)
+
+
 def _clears(
     condition: Mapping[str, Any], observations: Sequence[Observation], *, now: datetime
 ) -> bool:

@@ -17,6 +17,9 @@ thresholds by `services.rules.sensor_rules_sync`); the emergency stop's alert ha
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -24,6 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.core.models import TeamOwnedModel, TeamScopedQuerySet, TimeStampedModel
+from mlmanager.monitoring.conditions import condition_leaves
 
 
 class Severity(models.TextChoices):
@@ -138,6 +142,44 @@ class Webhook(TeamOwnedModel):
         return self.name
 
 
+# The slot of the `monitoring.evaluate` periodic task: it runs once per slot, however many
+# schedulers run (jobs.scheduler), shortly after the slot begins.
+EVALUATION_SLOT_S = 10
+
+
+def evaluation_slot_end(now: datetime) -> int:
+    """The start of the slot `now` falls in, in Unix seconds: a run of the scheduler at `now`
+    evaluates the periodic rules with a multiple of their period in (that − slot, that]."""
+    return int(now.timestamp() // EVALUATION_SLOT_S) * EVALUATION_SLOT_S
+
+
+def is_due_in_slot(evaluate_every_s: int, slot_end: int) -> bool:
+    """Whether a multiple of `evaluate_every_s` falls in the slot ending at `slot_end`."""
+    return slot_end % evaluate_every_s < EVALUATION_SLOT_S
+
+
+def is_periodic(series: list[dict[str, Any]], condition: dict[str, Any]) -> bool:
+    """Whether a rule is evaluated on its period (`evaluate_every_s`, by slot arithmetic):
+    every rule but those walked at ingest (one series, a sensor's last value), and those
+    too when they watch for silence (no_data: silence is never an ingest)."""
+    walked = (
+        len(series) == 1
+        and isinstance(series[0], dict)
+        and series[0].get("kind") == "sensor"
+        and series[0].get("aggregation") == "last"
+    )
+    if not walked:
+        return True
+    try:
+        return any(leaf.get("op") == "no_data" for leaf in condition_leaves(condition))
+    except (AttributeError, KeyError, TypeError):  # a broken condition: judged (and failing) on
+        return True  # its period, as other rules
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
 class AlertRuleQuerySet(MutableQuerySet):
     pass
 
@@ -215,9 +257,41 @@ class AlertRule(TeamOwnedModel, Mutable):
                 condition=Q(evaluate_every_s__gte=10), name="alert_rule_evaluate_every_min"
             ),
         ]
+        # The scheduler's cache of periodic rules is keyed by the newest updated_at: one
+        # index probe per run rather than a scan of every rule.
+        indexes = [models.Index(fields=["updated_at"], name="alert_rule_updated_at")]
 
     def __str__(self) -> str:
         return self.name
+
+    # A periodic rule's row is written only when its state changes (or for a one-off
+    # evaluation: just created or changed, a retry): when it was last and will next be
+    # evaluated follows from its period and the scheduler's slots (`is_due_in_slot`). What
+    # pages and the API show as `last_evaluated_at` / `next_evaluation_at`:
+
+    @property
+    def shown_last_evaluated_at(self) -> datetime | None:
+        stored = self.last_evaluated_at
+        if not self.enabled or not is_periodic(self.series, self.condition):
+            return stored
+        slot_end = evaluation_slot_end(timezone.now())
+        multiple = slot_end // self.evaluate_every_s * self.evaluate_every_s
+        # The slot that evaluated that multiple began at the next slot boundary.
+        ran = _moment(-(-multiple // EVALUATION_SLOT_S) * EVALUATION_SLOT_S)
+        since = self.created_at or ran
+        if ran < since or (stored is not None and stored >= ran):
+            return stored
+        return ran
+
+    @property
+    def shown_next_evaluation_at(self) -> datetime | None:
+        one_off = self.next_evaluation_at
+        if not self.enabled or not is_periodic(self.series, self.condition):
+            return one_off
+        slot_end = evaluation_slot_end(timezone.now())
+        multiple = (slot_end // self.evaluate_every_s + 1) * self.evaluate_every_s
+        periodic = _moment(-(-multiple // EVALUATION_SLOT_S) * EVALUATION_SLOT_S)
+        return min(one_off, periodic) if one_off is not None else periodic
 
 
 class AlertQuerySet(MutableQuerySet):

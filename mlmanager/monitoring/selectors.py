@@ -7,11 +7,14 @@ id (one query: the object, the caller's team role and their role on its site);
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import models
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast
 
 from mlmanager.accounts.caller import Caller
 from mlmanager.core.access import parse_id
@@ -81,7 +84,49 @@ def access_dashboard(
 def access_rule(
     *, caller: Caller, id: Any, action: MonitorAction = MonitorAction.VIEW
 ) -> AlertRule:
-    return _access(AlertRule.objects.all(), caller=caller, id=id, action=action)
+    return _access(
+        with_current_values(AlertRule.objects.all()), caller=caller, id=id, action=action
+    )
+
+
+def with_current_values(rules: QuerySet[AlertRule]) -> QuerySet[AlertRule]:
+    """The rules with `current_value`: what the rule sees now. A rule on one sensor's last
+    value (walked at ingest) is written only when its state changes, so its `last_value` is
+    the value at its last transition: its sensor's latest value is shown instead. Other
+    rules: `last_value`, written at each scheduled evaluation."""
+    walked = Q(series__0__kind="sensor", series__0__aggregation="last", series__1__isnull=True)
+    sensor_id = Cast(
+        KeyTextTransform("sensor", KeyTransform("0", "series")), models.BigIntegerField()
+    )
+    latest = Sensor.objects.filter(pk=OuterRef("walked_sensor_id")).values("last_value")[:1]
+    return rules.annotate(
+        walked_sensor_id=models.Case(
+            models.When(walked, then=sensor_id), output_field=models.BigIntegerField()
+        )
+    ).annotate(
+        current_value=models.Case(
+            models.When(walked_sensor_id__isnull=False, then=Subquery(latest)),
+            default=F("last_value"),
+            output_field=models.FloatField(),
+        )
+    )
+
+
+def sensors_newest_readings(*, sensor_ids: Iterable[int]) -> dict[int, tuple[datetime, float]]:
+    """Sensor id -> its newest reading (timestamp, calibrated value) as the ingest keeps it on
+    the sensor's row, for the sensors that have one: one plain query however many (the
+    scheduler's series read this rather than probing each sensor's readings)."""
+    ids = sorted(set(sensor_ids))
+    if not ids:
+        return {}
+    rows = Sensor.objects.filter(
+        pk__in=ids, last_timestamp__isnull=False, last_value__isnull=False
+    ).values_list("pk", "last_timestamp", "last_value")
+    return {
+        pk: (stamp, value)
+        for pk, stamp, value in rows.order_by()
+        if stamp is not None and value is not None  # filtered above; for the type checker
+    }
 
 
 def access_alert(*, caller: Caller, id: Any, action: MonitorAction = MonitorAction.VIEW) -> Alert:
@@ -102,7 +147,7 @@ def dashboards_for_caller(caller: Caller) -> QuerySet[Dashboard]:
 
 
 def rules_for_caller(caller: Caller) -> QuerySet[AlertRule]:
-    return _visible(AlertRule.objects.all(), caller)
+    return _visible(with_current_values(AlertRule.objects.all()), caller)
 
 
 def alerts_for_caller(caller: Caller) -> QuerySet[Alert]:

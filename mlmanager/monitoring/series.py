@@ -58,6 +58,7 @@ from mlmanager.monitoring.selectors import (
     prediction_latest_at,
     prediction_period_counts,
     prediction_rows,
+    sensors_newest_readings,
     series_datasets,
     series_machines,
 )
@@ -562,15 +563,29 @@ def sensor_series_values(
         latest_wanted[at].add(spec["sensor"])
         if spec["period_s"]:
             window_wanted[(at, spec["period_s"], spec["aggregation"])].add(spec["sensor"])
-    latest = {
-        at: sensors_latest_readings(sensor_ids=ids, at=at) for at, ids in latest_wanted.items()
-    }
-    windows = {
-        (at, period, aggregation): sensors_window_values(
-            sensor_ids=ids, start=at - timedelta(seconds=period), end=at, aggregation=aggregation
+    # The sensors' newest readings as the ingest keeps them on their rows: one plain query.
+    # Only a sensor with a reading after a moment asked (evaluating the past) is probed in
+    # its readings, and a window is read only for the sensors with a reading after its start
+    # (for the others it is empty: a silent sensor costs nothing).
+    newest = sensors_newest_readings(
+        sensor_ids={pk for ids in latest_wanted.values() for pk in ids}
+    )
+    latest: dict[datetime, dict[int, tuple[datetime, float]]] = {}
+    for at, ids in latest_wanted.items():
+        known = {pk: newest[pk] for pk in ids if pk in newest and newest[pk][0] <= at}
+        later = [pk for pk in ids if pk in newest and newest[pk][0] > at]
+        if later:
+            known.update(sensors_latest_readings(sensor_ids=later, at=at))
+        latest[at] = known
+    windows: dict[tuple[datetime, int, str], dict[int, float | None]] = {}
+    for (at, period, aggregation), ids in window_wanted.items():
+        start = at - timedelta(seconds=period)
+        recent = [pk for pk in ids if pk in newest and newest[pk][0] > start]
+        windows[(at, period, aggregation)] = (
+            sensors_window_values(sensor_ids=recent, start=start, end=at, aggregation=aggregation)
+            if recent
+            else {}
         )
-        for (at, period, aggregation), ids in window_wanted.items()
-    }
     values: dict[tuple[tuple[Any, ...], datetime], tuple[datetime | None, float | None]] = {}
     for (key, at), spec in asked.items():
         found = latest[at].get(spec["sensor"])
@@ -580,7 +595,8 @@ def sensor_series_values(
             values[(key, at)] = found
         else:
             window = windows[(at, spec["period_s"], spec["aggregation"])]
-            values[(key, at)] = (found[0], window.get(spec["sensor"]))
+            empty = 0.0 if spec["aggregation"] == "count" else None
+            values[(key, at)] = (found[0], window.get(spec["sensor"], empty))
     return values
 
 

@@ -67,6 +67,18 @@ class RuleOutputSerializer(serializers.ModelSerializer[AlertRule]):
         read_only=True, help_text="sensor_warning_band, sensor_critical_band, or empty."
     )
     muted = serializers.BooleanField(read_only=True)
+    last_value = serializers.SerializerMethodField(
+        help_text="What the rule sees now: for a rule on a sensor's last value, the sensor's "
+        "latest value; else the value at its last evaluation."
+    )
+    # A periodic rule's row is written only when its state changes: when it was last and is
+    # next evaluated follows from its period and the scheduler's slots.
+    last_evaluated_at = serializers.DateTimeField(
+        source="shown_last_evaluated_at", read_only=True, allow_null=True
+    )
+    next_evaluation_at = serializers.DateTimeField(
+        source="shown_next_evaluation_at", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = AlertRule
@@ -101,6 +113,16 @@ class RuleOutputSerializer(serializers.ModelSerializer[AlertRule]):
             "created_at",
             "updated_at",
         ]
+
+    def get_last_value(self, rule: AlertRule) -> float | None:
+        # `current_value` comes with the selectors' rules (with_current_values); a rule a
+        # service just returned is read again for it.
+        if not hasattr(rule, "current_value"):
+            from mlmanager.monitoring.selectors import with_current_values
+
+            found = with_current_values(AlertRule.objects.filter(pk=rule.pk)).first()
+            return found.current_value if found is not None else rule.last_value  # type: ignore[attr-defined]
+        return rule.current_value  # type: ignore[attr-defined, no-any-return]
 
 
 class CommentOutputSerializer(serializers.ModelSerializer[AlertEvent]):

@@ -11,6 +11,7 @@ task). Also here: the validation of a rule's targets, and each person's preferen
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -37,6 +38,7 @@ from mlmanager.monitoring.models import (
     SEVERITY_RANK,
     Alert,
     AlertEvent,
+    AlertRule,
     Notification,
     NotificationPreference,
     Severity,
@@ -150,9 +152,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-def alert_document(alert: Alert) -> dict[str, Any]:
+def alert_document(alert: Alert, *, comments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The alert as the API shows it (monitoring.api.rule_serializers.AlertOutputSerializer;
-    webhook bodies carry it), written without the API layer: services do not import it."""
+    webhook bodies carry it), written without the API layer: services do not import it.
+    `comments`: its comments' documents when read already (else one query)."""
     return {
         "id": alert.pk,
         "rule": alert.rule_id,
@@ -174,21 +177,29 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "firing_at": _iso(alert.firing_at),
         "resolved_at": _iso(alert.resolved_at),
         "resolved_by": alert.resolved_by_id,
-        "comments": [
-            {
-                "id": comment.pk,
-                "user": comment.user_id,
-                "email": comment.user.email if comment.user is not None else None,
-                "text": comment.text,
-                "created_at": _iso(comment.created_at),
-            }
-            for comment in AlertEvent.objects.filter(
-                alert_id=alert.pk, kind=AlertEvent.Kind.COMMENTED
-            )
-            .select_related("user")
-            .order_by("created_at", "id")
-        ],
+        "comments": (
+            comments
+            if comments is not None
+            else [
+                _comment_document(comment)
+                for comment in AlertEvent.objects.filter(
+                    alert_id=alert.pk, kind=AlertEvent.Kind.COMMENTED
+                )
+                .select_related("user")
+                .order_by("created_at", "id")
+            ]
+        ),
         "created_at": _iso(alert.created_at),
+    }
+
+
+def _comment_document(comment: AlertEvent) -> dict[str, Any]:
+    return {
+        "id": comment.pk,
+        "user": comment.user_id,
+        "email": comment.user.email if comment.user is not None else None,
+        "text": comment.text,
+        "created_at": _iso(comment.created_at),
     }
 
 
@@ -234,95 +245,199 @@ def alert_notify(*, alert: Alert, event: AlertEvent) -> list[Notification]:
     """Write the notifications of `event` (the alert's firing, resolution or escalation), in
     the caller's transaction. A muted alert or rule tells nobody (the event stays on its
     timeline); a pending alert that resolves without having fired tells nobody either."""
-    kind = event.kind
-    if kind not in NOTIFYING_EVENTS:
-        return []
-    if kind == AlertEvent.Kind.RESOLVED and alert.firing_at is None:
-        return []
-    rule = alert.rule
-    if alert.muted or (rule is not None and rule.muted):
-        return []
-    targets = _targets(alert, kind)
-    everyone = any(target.get("kind") == "team" for target in targets)
-    named = [target.get("user") for target in targets if target.get("kind") == "user"]
-    webhook_ids = [target.get("webhook") for target in targets if target.get("kind") == "webhook"]
-    people = (
-        members_who_see(
-            team_id=alert.team_id,
-            site_id=alert.site_id,
-            user_ids=None if everyone else [pk for pk in named if isinstance(pk, int)],
-        )
-        if everyone or named
-        else {}
-    )
-    wishes = _wishes(team_id=alert.team_id, user_ids=people)
-    if alert.machine_id is not None:
-        machine_ids = {alert.machine_id}
-    elif rule is not None:
-        machine_ids = set(rule.machines.values_list("pk", flat=True))
-    else:
-        machine_ids = set()
-    now = timezone.now()
-    subject, body = _subject(alert, kind), _body(alert, kind)
-    payload = {"event": kind, "alert": alert_document(alert)}
-    rows: list[Notification] = []
-    for user_id, user in sorted(people.items()):
-        wish = wishes.get(user_id, Wishes())
-        if not wish.wants(severity=alert.severity, site_id=alert.site_id, machine_ids=machine_ids):
-            continue
-        common = {
-            "team_id": alert.team_id,
-            "alert": alert,
-            "user": user,
-            "subject": subject,
-            "body": body,
-            "payload": payload,
-        }
-        if wish.in_app:
-            rows.append(
-                Notification(
-                    channel=Notification.Channel.IN_APP,
-                    status=Notification.Status.SENT,
-                    sent_at=now,
-                    next_attempt_at=now,
-                    **common,
-                )
-            )
-        if wish.email and user.email:
-            held = (
-                None
-                if alert.severity == Severity.EMERGENCY
-                else quiet_until(
-                    now=now, time_zone=user.time_zone, start=wish.quiet_start, end=wish.quiet_end
-                )
-            )
-            rows.append(
-                Notification(
-                    channel=Notification.Channel.EMAIL, next_attempt_at=held or now, **common
-                )
-            )
-    webhooks = Webhook.objects.filter(
-        team_id=alert.team_id,
-        active=True,
-        pk__in=[pk for pk in webhook_ids if isinstance(pk, int)],
-    ).order_by("pk")
-    rows.extend(
-        Notification(
-            team_id=alert.team_id,
-            alert=alert,
-            channel=Notification.Channel.WEBHOOK,
-            webhook=webhook,
-            subject=subject,
-            body="",
-            payload=payload,
-            next_attempt_at=now,
-        )
-        for webhook in webhooks
-    )
+    rows = notifications_plan([(alert, event.kind)])[0]
     if not rows:
         return []
+    notifications_save(rows)
+    notified_event(alert, event.kind, rows).save()
+    return rows
+
+
+def notifications_plan(
+    announced: Sequence[tuple[Alert, str]], *, now: datetime | None = None
+) -> list[list[Notification]]:
+    """The notifications (unsaved) of each (alert, event kind), as `alert_notify` writes them:
+    one list per item, empty for an event nobody is told of. The people who see each site,
+    their preferences, the rules' models, the webhooks and the alerts' comments are read once
+    for the whole batch (a few queries however many alerts: the evaluation announces all the
+    transitions of an ingest batch or a scheduler run at once). Each alert is shown as it is
+    in memory (its state right after its event) and must be saved (it has an id)."""
+    now = now or timezone.now()
+    wanted: list[tuple[int, Alert, str, list[dict[str, Any]]]] = []
+    for index, (alert, kind) in enumerate(announced):
+        if kind not in NOTIFYING_EVENTS:
+            continue
+        if kind == AlertEvent.Kind.RESOLVED and alert.firing_at is None:
+            continue
+        rule = alert.rule
+        if alert.muted or (rule is not None and rule.muted):
+            continue
+        wanted.append((index, alert, kind, _targets(alert, kind)))
+    planned: list[list[Notification]] = [[] for _item in announced]
+    if not wanted:
+        return planned
+    audience = _Audience()
+    audience.load(wanted)
+    for index, alert, kind, targets in wanted:
+        planned[index] = audience.rows(alert, kind, targets, now=now)
+    return planned
+
+
+class _Audience:
+    """What `notifications_plan` reads once per batch: who sees what, their wishes, the
+    rules' models, the webhooks and the alerts' comments."""
+
+    def __init__(self) -> None:
+        self.people: dict[tuple[int, int | None, tuple[int, ...] | None], dict[int, User]] = {}
+        self.wishes: dict[int, dict[int, Wishes]] = {}
+        self.rule_machines: dict[int, set[int]] = defaultdict(set)
+        self.webhooks: dict[int, dict[int, Webhook]] = {}
+        self.comments: dict[int, list[dict[str, Any]]] = defaultdict(list)
+
+    def load(self, wanted: Sequence[tuple[int, Alert, str, list[dict[str, Any]]]]) -> None:
+        users_by_team: dict[int, set[int]] = defaultdict(set)
+        webhook_ids: dict[int, set[int]] = defaultdict(set)
+        for _index, alert, _kind, targets in wanted:
+            key = self._people_key(alert, targets)
+            if key is not None and key not in self.people:
+                team_id, site_id, named = key
+                self.people[key] = members_who_see(team_id=team_id, site_id=site_id, user_ids=named)
+            if key is not None:
+                users_by_team[alert.team_id].update(self.people[key])
+            webhook_ids[alert.team_id].update(
+                pk
+                for target in targets
+                if target.get("kind") == "webhook" and isinstance(pk := target.get("webhook"), int)
+            )
+        for team_id, user_ids in users_by_team.items():
+            self.wishes[team_id] = _wishes(team_id=team_id, user_ids=user_ids)
+        for team_id, ids in webhook_ids.items():
+            self.webhooks[team_id] = {
+                webhook.pk: webhook
+                for webhook in Webhook.objects.filter(team_id=team_id, active=True, pk__in=ids)
+            }
+        rule_ids = {
+            alert.rule_id
+            for _index, alert, _kind, _targets in wanted
+            if alert.machine_id is None and alert.rule_id is not None
+        }
+        if rule_ids:
+            through = AlertRule.machines.through.objects.filter(alertrule_id__in=rule_ids)
+            for rule_id, machine_id in through.values_list("alertrule_id", "machine_id"):
+                self.rule_machines[rule_id].add(machine_id)
+        alert_ids = {alert.pk for _index, alert, _kind, _targets in wanted}
+        for comment in (
+            AlertEvent.objects.filter(alert_id__in=alert_ids, kind=AlertEvent.Kind.COMMENTED)
+            .select_related("user")
+            .order_by("created_at", "id")
+        ):
+            self.comments[comment.alert_id].append(_comment_document(comment))
+
+    @staticmethod
+    def _people_key(
+        alert: Alert, targets: list[dict[str, Any]]
+    ) -> tuple[int, int | None, tuple[int, ...] | None] | None:
+        everyone = any(target.get("kind") == "team" for target in targets)
+        named = [target.get("user") for target in targets if target.get("kind") == "user"]
+        if not (everyone or named):
+            return None
+        if everyone:
+            return alert.team_id, alert.site_id, None
+        return alert.team_id, alert.site_id, tuple(pk for pk in named if isinstance(pk, int))
+
+    def rows(
+        self, alert: Alert, kind: str, targets: list[dict[str, Any]], *, now: datetime
+    ) -> list[Notification]:
+        key = self._people_key(alert, targets)
+        people = self.people[key] if key is not None else {}
+        wishes = self.wishes.get(alert.team_id, {})
+        if alert.machine_id is not None:
+            machine_ids = {alert.machine_id}
+        elif alert.rule_id is not None:
+            machine_ids = self.rule_machines.get(alert.rule_id, set())
+        else:
+            machine_ids = set()
+        subject, body = _subject(alert, kind), _body(alert, kind)
+        payload = {
+            "event": kind,
+            "alert": alert_document(alert, comments=self.comments.get(alert.pk, [])),
+        }
+        rows: list[Notification] = []
+        for user_id, user in sorted(people.items()):
+            wish = wishes.get(user_id, Wishes())
+            if not wish.wants(
+                severity=alert.severity, site_id=alert.site_id, machine_ids=machine_ids
+            ):
+                continue
+            common = {
+                "team_id": alert.team_id,
+                "alert": alert,
+                "user": user,
+                "subject": subject,
+                "body": body,
+                "payload": payload,
+            }
+            if wish.in_app:
+                rows.append(
+                    Notification(
+                        channel=Notification.Channel.IN_APP,
+                        status=Notification.Status.SENT,
+                        sent_at=now,
+                        next_attempt_at=now,
+                        **common,
+                    )
+                )
+            if wish.email and user.email:
+                held = (
+                    None
+                    if alert.severity == Severity.EMERGENCY
+                    else quiet_until(
+                        now=now,
+                        time_zone=user.time_zone,
+                        start=wish.quiet_start,
+                        end=wish.quiet_end,
+                    )
+                )
+                rows.append(
+                    Notification(
+                        channel=Notification.Channel.EMAIL, next_attempt_at=held or now, **common
+                    )
+                )
+        webhooks = self.webhooks.get(alert.team_id, {})
+        named_webhooks = {
+            target.get("webhook") for target in targets if target.get("kind") == "webhook"
+        }
+        rows.extend(
+            Notification(
+                team_id=alert.team_id,
+                alert=alert,
+                channel=Notification.Channel.WEBHOOK,
+                webhook=webhook,
+                subject=subject,
+                body="",
+                payload=payload,
+                next_attempt_at=now,
+            )
+            for pk, webhook in sorted(webhooks.items())
+            if pk in named_webhooks
+        )
+        return rows
+
+
+def notifications_save(rows: Sequence[Notification]) -> None:
+    """Write planned notifications (one statement), in the caller's transaction; the in-app
+    ones are published to their users' pages after the commit."""
+    if not rows:
+        return
     Notification.objects.bulk_create(rows)
-    AlertEvent.objects.create(
+    in_app = [_live_event(row) for row in rows if row.channel == Notification.Channel.IN_APP]
+    if in_app:
+        transaction.on_commit(lambda: publish_notifications(in_app))
+
+
+def notified_event(alert: Alert, kind: str, rows: Sequence[Notification]) -> AlertEvent:
+    """The (unsaved) timeline line saying who was told of the alert's `kind` event."""
+    return AlertEvent(
         alert=alert,
         kind=AlertEvent.Kind.NOTIFIED,
         data={
@@ -335,10 +450,6 @@ def alert_notify(*, alert: Alert, event: AlertEvent) -> list[Notification]:
             },
         },
     )
-    in_app = [_live_event(row) for row in rows if row.channel == Notification.Channel.IN_APP]
-    if in_app:
-        transaction.on_commit(lambda: publish_notifications(in_app))
-    return rows
 
 
 def _live_event(row: Notification) -> tuple[int, dict[str, Any]]:

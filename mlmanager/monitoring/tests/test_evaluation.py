@@ -155,6 +155,8 @@ def test_ingest_evaluation_takes_a_constant_number_of_queries(world: dict[str, A
             evaluation.evaluate_sensor_values(world["team"].pk, values)
         return len(captured)
 
+    # The rules' series and conditions are read once, then cached by (id, updated_at).
+    assert queries(sensors) == 2
     # The rules; nothing written: none can change state (was 2, with a bulk UPDATE of them).
     assert queries(sensors[:3]) == queries(sensors) == 1
     assert not AlertRule.objects.filter(last_value__isnull=False).exists()
@@ -167,9 +169,10 @@ def test_ingest_evaluation_takes_a_constant_number_of_queries(world: dict[str, A
             ABOVE_80,
             series=[{"kind": "sensor", "sensor": sensor.pk, "aggregation": "avg", "period_s": 60}],
         )
-    assert (
-        queries(sensors[:3], 10) == queries(sensors, 20) == 4
-    )  # + readings before; + latest, window
+    queries(sensors, 5)  # the new rules' definitions read, then cached
+    # + readings before; + the sensors' newest readings (from their rows; the windows of
+    # sensors without a reading in them are not read).
+    assert queries(sensors[:3], 10) == queries(sensors, 20) == 3
     assert not Alert.objects.exists()
 
 
@@ -226,16 +229,20 @@ def test_a_pending_rule_that_recovers_resolves_its_alert_without_notifying(world
 def test_no_data_fires_on_silence_and_resolves_when_data_comes(world: dict[str, Any]):
     store(world, world["heat"], [(at(0), 20.0)])
     rule = rule_of(world, {"series": 0, "op": "no_data", "value": 600}, evaluate_every_s=60)
-    assert evaluation.evaluate_due_rules(at(300)) == 1
+    assert evaluation.evaluate_due_rules(at(300)) == 1  # new: due at once
     assert not Alert.objects.exists()
     rule.refresh_from_db()
-    assert rule.next_evaluation_at == at(360)
-    assert evaluation.evaluate_due_rules(at(660)) == 1
+    # From now on due on its period: in the runs whose slot holds a whole minute.
+    assert (rule.next_evaluation_at, rule.last_evaluated_at) == (None, at(300))
+    minute = at(660) + timedelta(seconds=-at(660).timestamp() % 60)
+    assert evaluation.evaluate_due_rules(minute + timedelta(seconds=30)) == 0
+    assert evaluation.evaluate_due_rules(minute + timedelta(seconds=3)) == 1
     alert = Alert.objects.get(rule=rule)
     assert (alert.state, alert.value) == ("firing", 20.0)
-    evaluation.evaluate_sensor_values(world["team"].pk, {world["heat"].pk: [(at(700), 21.0)]})
+    back = minute + timedelta(seconds=40)
+    evaluation.evaluate_sensor_values(world["team"].pk, {world["heat"].pk: [(back, 21.0)]})
     alert.refresh_from_db()
-    assert (alert.state, alert.resolved_at) == ("resolved", at(700))
+    assert (alert.state, alert.resolved_at) == ("resolved", back)
 
 
 def test_rate_above_fires_on_a_fast_change(world: dict[str, Any]):

@@ -14,7 +14,13 @@ from django.utils import timezone
 from mlmanager.core.tests.factories import member
 from mlmanager.monitoring import conditions
 from mlmanager.monitoring.conditions import Span, may_hold, span_of
-from mlmanager.monitoring.models import Alert, AlertRule
+from mlmanager.monitoring.models import (
+    Alert,
+    AlertRule,
+    evaluation_slot_end,
+    is_due_in_slot,
+    is_periodic,
+)
 from mlmanager.monitoring.services import evaluation
 from mlmanager.monitoring.services import rules as rule_services
 from mlmanager.sites.services.readings import readings_ingest
@@ -274,13 +280,19 @@ def _ingest_to(world: dict[str, Any], sensor: str, points: list[tuple[datetime, 
 
 
 def _one_by_one(team: Any, now: datetime) -> int:
-    """The scheduler as it was: each due rule alone, in its own transaction."""
+    """The scheduler as it was: each due rule alone (its one-off evaluation came, or its
+    period's multiple is in the slot), in its own transaction."""
     done = 0
-    due = AlertRule.objects.filter(team=team, enabled=True, next_evaluation_at__lte=now)
-    for pk in due.order_by("next_evaluation_at", "pk").values_list("pk", flat=True):
-        with transaction.atomic():
-            evaluation.evaluate_rule(AlertRule.objects.get(pk=pk), now=now)
-            done += 1
+    slot_end = evaluation_slot_end(now)
+    for rule in AlertRule.objects.filter(team=team, enabled=True).order_by("pk"):
+        one_off = rule.next_evaluation_at is not None and rule.next_evaluation_at <= now
+        periodic = is_periodic(rule.series, rule.condition) and is_due_in_slot(
+            rule.evaluate_every_s, slot_end
+        )
+        if one_off or periodic:
+            with transaction.atomic():
+                evaluation.evaluate_rule(rule, now=now)
+                done += 1
     return done
 
 
@@ -309,7 +321,8 @@ def _picture(team: Any, start: datetime) -> dict[str, Any]:
 
 def test_due_rules_evaluated_together_move_as_one_by_one(db: None):
     together, alone = _fleet("Mill A"), _fleet("Mill B")
-    start = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+    # On a whole minute: the moments below are due in the slots of the rules' minute.
+    start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=30)
     script = [
         ("heat", [(start + timedelta(seconds=s), 30.0 + s / 10) for s in range(0, 120, 15)]),
         ("pressure", [(start, 3.0)]),
@@ -328,15 +341,14 @@ def test_due_rules_evaluated_together_move_as_one_by_one(db: None):
             sensor, points = script[index]
             _ingest_to(together, sensor, points)
             _ingest_to(alone, sensor, points)
-        # Only this team's rules: the other team's are due too.
-        others = AlertRule.objects.exclude(team=together["team"]).filter(
-            next_evaluation_at__lte=moment
-        )
-        parked = dict(others.values_list("pk", "next_evaluation_at"))
-        others.update(next_evaluation_at=None)
+        # Only this team's rules: the other team's are due too (parked: disabled meanwhile).
+        others = AlertRule.objects.exclude(team=together["team"]).filter(enabled=True)
+        parked = list(others.values_list("pk", flat=True))
+        others.update(enabled=False)
+        evaluation.periodic_rules_forget()
         counts["together"].append(evaluation.evaluate_due_rules(moment))
-        for pk, next_at in parked.items():
-            AlertRule.objects.filter(pk=pk).update(next_evaluation_at=next_at)
+        AlertRule.objects.filter(pk__in=parked).update(enabled=True)
+        evaluation.periodic_rules_forget()
         counts["alone"].append(_one_by_one(alone["team"], moment))
     assert counts["together"] == counts["alone"]
     assert sum(counts["together"]) >= 16

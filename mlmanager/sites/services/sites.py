@@ -240,6 +240,7 @@ def site_emergency_stop(*, caller: Caller, site: Site, reason: str = "") -> Site
         severity="emergency",
         title=_("Emergency stop of %(site)s") % {"site": site.name},
         message=_("Stopped by %(who)s. %(reason)s") % {"who": who, "reason": reason},
+        caller=caller,  # audited (alert.raised), with the stop itself below
     )
     payload = {
         "command": "emergency_stop",
