@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare bench-readings bench-alerts lock-serving clean
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres browser lock bench bench-batch bench-queue bench-peers bench-automl bench-serving-venv bench-serving bench-serving-compare bench-readings bench-alerts bench-images lock-serving clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MLManager needs Python 3.11 or newer"'
@@ -14,12 +14,21 @@ $(BIN)/activate:
 # uv, bootstrapped into the venv from PyPI by pip, installs the locked versions with parallel
 # downloads: a fresh clone's `make run` printed its URL after 18-26 s, against 59 s with pip
 # (2 cores, measured). Where uv cannot be had or fails, pip installs the same constraints.
-# Reinstalls only when the dependency list or the lock changes. (PyTorch is no dependency: uv
-# would take a CUDA build of it from PyPI, so one added must come with a CPU index.)
+# Reinstalls only when the dependency list or the lock changes.
+#
+# PyTorch goes first, with pip: PyPI's torch for Linux is the CUDA build (several GB), whereas
+# pip takes the CPU build from the machine's wheel folder (pip's find-links) or from the index
+# named in TORCH_PIP_ARGS (elsewhere: TORCH_PIP_ARGS="--index-url
+# https://download.pytorch.org/whl/cpu"). uv then finds torch installed and leaves it.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
+TORCH_VERSION := 2.13.0
+TORCH_PIP_ARGS ?=
+# The lock resolves torch's CPU build (whose dependencies are not CUDA's) from the wheel folder.
+TORCH_LOCK_ARGS ?= $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet 'torch==$(TORCH_VERSION)' $(TORCH_PIP_ARGS)
 	if $(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)' \
 	    && $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'; then :; \
 	else \
@@ -70,7 +79,8 @@ test: lint checks typecheck test-sqlite test-postgres
 # Regenerate the pinned versions after changing dependencies in pyproject.toml.
 lock: install
 	test -x $(UV) || $(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o constraints.txt
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header \
+	  $(TORCH_LOCK_ARGS) -o constraints.txt
 
 bench: install
 	$(BIN)/python bench/upload_profile.py
@@ -100,6 +110,14 @@ bench-readings: install
 # bench_alerts is created and dropped).
 bench-alerts: install
 	$(BIN)/python bench/alerts.py $(BENCH_ALERTS_ARGS)
+
+BENCH_IMAGES_ARGS ?=
+
+# Issue 16: image training, train_vision's images/s ≥ 0.8 × a plain PyTorch loop, digits
+# accuracy ≥ 0.97 and generated-shapes Dice ≥ 0.90 at level 1 (60 s), in-process single-image
+# predict p50. About 4 minutes on 2 cores; BENCH_IMAGES_ARGS=--quick: about a minute.
+bench-images: install
+	$(BIN)/python bench/images.py $(BENCH_IMAGES_ARGS)
 
 PEERS_VENV := bench/.venv-peers
 BENCH_AUTOML_ARGS ?=

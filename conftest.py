@@ -31,6 +31,15 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.MLMANAGER_ACCOUNT_ADDRESS_RATE = None
 
 
+@pytest.fixture(autouse=True)
+def _fresh_model_cache() -> None:
+    """No loaded model version outlives its test: a test database rolled back hands the same
+    ids out again, so a version cached by one test would answer for another's."""
+    from mlmanager.predictions import serving
+
+    serving.cache.clear()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(
     django_db_modify_db_settings_parallel_suffix: None,

@@ -223,6 +223,9 @@ class Environment:
     max_upload_mb: int
     max_rows: int  # of an ingested file, any format
     max_cells: int  # rows × columns of an ingested file
+    max_images: int  # images one uploaded zip may hold
+    max_image_pixels: int  # width × height of one image, checked before decoding
+    max_zip_uncompressed_bytes: int  # bytes an uploaded zip may inflate to, counted as read
     signup_open: bool
     email_host: str
     email_port: int
@@ -238,6 +241,7 @@ class Environment:
     admin_email: str
     admin_password: str
     training_max_candidates: int | None
+    vision_max_epochs: int | None
     model_cache_mb: int
     predict_max_body_mb: int
     prediction_log_flush_s: float
@@ -320,6 +324,11 @@ def read_environment() -> Environment:
         max_upload_mb=_int("MLMANAGER_MAX_UPLOAD_MB", 200),
         max_rows=_positive_int("MLMANAGER_MAX_ROWS", DEFAULT_MAX_ROWS),
         max_cells=_positive_int("MLMANAGER_MAX_CELLS", DEFAULT_MAX_CELLS),
+        max_images=_positive_int("MLMANAGER_MAX_IMAGES", 50_000),
+        max_image_pixels=_positive_int("MLMANAGER_MAX_IMAGE_PIXELS", 40_000_000),
+        max_zip_uncompressed_bytes=_positive_int(
+            "MLMANAGER_MAX_ZIP_UNCOMPRESSED_BYTES", 4 * 1024**3
+        ),
         signup_open=_bool("MLMANAGER_SIGNUP_OPEN", default=not production),
         email_host=os.environ.get("MLMANAGER_EMAIL_HOST", ""),
         email_port=_int("MLMANAGER_EMAIL_PORT", 587),
@@ -335,6 +344,7 @@ def read_environment() -> Environment:
         admin_email=os.environ.get("MLMANAGER_ADMIN_EMAIL", "admin@example.com").strip().lower(),
         admin_password=os.environ.get("MLMANAGER_ADMIN_PASSWORD", ""),
         training_max_candidates=_int("MLMANAGER_TRAINING_MAX_CANDIDATES", 0) or None,
+        vision_max_epochs=_int("MLMANAGER_VISION_MAX_EPOCHS", 0) or None,
         model_cache_mb=_int("MLMANAGER_MODEL_CACHE_MB", 512),
         predict_max_body_mb=_int("MLMANAGER_PREDICT_MAX_BODY_MB", 20),
         prediction_log_flush_s=_float("MLMANAGER_PREDICTION_LOG_FLUSH_S", 1.0),

@@ -192,6 +192,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # tens of millions), so the worker refuses files past these before or while reading.
 MLMANAGER_MAX_ROWS = ENV.max_rows
 MLMANAGER_MAX_CELLS = ENV.max_cells
+# Image archives (zip uploads): images per archive, pixels per image (checked from the header,
+# before decoding: a decompression bomb declares billions in a few bytes), and the bytes the
+# archive may inflate to (counted as read, never as declared: a zip bomb lies).
+MLMANAGER_MAX_IMAGES = ENV.max_images
+MLMANAGER_MAX_IMAGE_PIXELS = ENV.max_image_pixels
+MLMANAGER_MAX_ZIP_UNCOMPRESSED_BYTES = ENV.max_zip_uncompressed_bytes
 
 # Sites and sensors: the MQTT broker of the sensor bridge (empty: REST ingest only), its topic
 # prefix, and how long readings are kept (a team may set its own, sites.RetentionPolicy).
@@ -214,12 +220,19 @@ MLMANAGER_INVITATION_DAYS = 7
 # Caps the number of candidates every model search tries (unset: the budget alone decides).
 # Tests and the benchmark's fixed-fit overhead measurement set it.
 MLMANAGER_TRAINING_MAX_CANDIDATES = ENV.training_max_candidates
+# Caps the epochs of every image model's members (unset: the level's cap and the budget decide).
+# Tests and demos set it small.
+MLMANAGER_VISION_MAX_EPOCHS = ENV.vision_max_epochs
 # Predictions: loaded model versions kept per web process (LRU, by artifact size), the
 # largest predict request body, and how often the buffered prediction log is written
 # (0: within the request, as tests do).
 MLMANAGER_MODEL_CACHE_MB = ENV.model_cache_mb
 MLMANAGER_PREDICT_MAX_BODY_BYTES = ENV.predict_max_body_mb * 1024 * 1024
 MLMANAGER_PREDICTION_LOG_FLUSH_S = ENV.prediction_log_flush_s
+# Image predictions: images per request (more go in a batch's zip) and bytes per image; each is
+# also held to the pixel limit of a dataset's images.
+MLMANAGER_PREDICT_MAX_IMAGES = 16
+MLMANAGER_PREDICT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 # Background jobs: the same task code on the database queue (embedded default) or on Celery
 # workers (MLMANAGER_TASKS=celery, CELERY_BROKER_URL: Redis or RabbitMQ). See mlmanager/jobs.
@@ -353,6 +366,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "mlmanager.jobs.models.Job.Status",
         "DatasetStatusEnum": "mlmanager.datasets.models.Dataset.Status",
         "RoleEnum": "mlmanager.accounts.models.Membership.Role",
+        "ReviewStatusEnum": "mlmanager.predictions.models.ReviewStatus",
     },
 }
 

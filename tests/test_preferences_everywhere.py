@@ -4,7 +4,9 @@ A user who reads a decimal comma, day/month/year with '/', a 12-hour clock and t
 zone (UTC+05:30, so a time left in UTC shows) opens every page of the product with real objects
 behind it — a dataset with a profile (numbers with float noise, dates), a trained classifier
 and a regression model whose versions show every chart, a run in progress with its log, a
-prediction in the log, a finished batch, an invitation, an API token — and the text of each
+prediction in the log, a finished batch, an invitation, an API token, and for images (issue 16)
+an image dataset of each task with its gallery and an image's page, an image model trained
+through its job, an image prediction with its review — and the text of each
 page (not its attributes, scripts or form values) holds no point decimal, no year-first (ISO)
 date, no 24-hour time and no float noise.
 
@@ -14,28 +16,36 @@ pages is either scanned or listed in NOT_PAGES.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 import zoneinfo
 from collections.abc import Callable
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
+from PIL import Image
 
 from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import api_token_create, invitation_create
 from mlmanager.core import formatting
+from mlmanager.datasets.models import Dataset
+from mlmanager.engine.vision.testing import generate_shape_image
 from mlmanager.jobs import services as jobs
 from mlmanager.jobs.models import Job
+from mlmanager.machines import services as machines
 from mlmanager.machines.models import Machine, TrainingRun
 from mlmanager.machines.tests.conftest import make_dataset  # noqa: F401 - fixture
 from mlmanager.machines.tests.showcase import regression_model, show_every_chart
-from mlmanager.predictions.models import BatchPrediction
+from mlmanager.predictions.models import BatchPrediction, Prediction
 from mlmanager.predictions.tests.conftest import (  # noqa: F401 - fixtures
     binary_model,
     customers,
@@ -76,6 +86,8 @@ NOT_PAGES = {
     "datasets:rename",
     "datasets:column_type",
     "datasets:delete",
+    "datasets:confirm",
+    "datasets:image_file",
     "jobs:cancel",
     "machines:train",
     "machines:edit",
@@ -86,6 +98,11 @@ NOT_PAGES = {
     "predictions:feedback_dataset",
     "predictions:batch_download",
     "predictions:feedback",
+    "predictions:batch_masks",
+    "predictions:review",
+    "predictions:image",
+    "predictions:overlay",
+    "predictions:report",
 }
 
 
@@ -193,14 +210,131 @@ def _running_training(owner: Any, machine: Machine) -> TrainingRun:
     )
 
 
+# -- image objects (issue 16) -----------------------------------------------------------------
+
+# Digits of three classes, half of them stored larger, so the profile's median side is not a
+# whole number (9.5, a decimal to format); four per class leave a holdout image of each.
+IMAGE_CLASSES = 3
+IMAGES_PER_CLASS = 4
+IMAGE_SIDES = (8, 11)
+SHAPE_IMAGES = 6
+
+
+def _png(array: np.ndarray, side: int | None = None) -> bytes:
+    image = Image.fromarray(array, mode="L")
+    if side is not None and image.size != (side, side):
+        image = image.resize((side, side), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _zip_upload(name: str, entries: dict[str, bytes]) -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry, content in entries.items():
+            archive.writestr(entry, content)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="application/zip")
+
+
+def _digit_pngs() -> tuple[dict[str, bytes], bytes]:
+    """`<label>/<n>.png` of scikit-learn's digits, and one more digit (to predict)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits(n_class=IMAGE_CLASSES)
+    entries: dict[str, bytes] = {}
+    kept: dict[int, int] = {}
+    unseen = b""
+    for index, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
+        array = np.clip(pixels * (255.0 / 16.0), 0, 255).astype(np.uint8)
+        if kept.get(int(target), 0) >= IMAGES_PER_CLASS:
+            unseen = unseen or _png(array)
+            continue
+        side = IMAGE_SIDES[kept.get(int(target), 0) % len(IMAGE_SIDES)]
+        kept[int(target)] = kept.get(int(target), 0) + 1
+        entries[f"digits/{target}/{index}.png"] = _png(array, side)
+    entries["digits/0/broken.png"] = b"\x89PNG\r\n\x1a\n not really"  # listed as skipped
+    return entries, unseen
+
+
+def _shape_pngs() -> dict[str, bytes]:
+    generator = np.random.default_rng(3)
+    entries = {}
+    for index in range(SHAPE_IMAGES):
+        image, mask = generate_shape_image(generator, 16)
+        entries[f"images/{index}.png"] = _png(image)
+        entries[f"masks/{index}.png"] = _png(mask)
+    return entries
+
+
+def _upload_images(client: Client, name: str, entries: dict[str, bytes]) -> Dataset:
+    response = client.post(
+        reverse("datasets:list"), {"file": _zip_upload(f"{name}.zip", entries), "name": name}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Dataset.objects.get(name=name)
+
+
+def _image_pages(owner: Any, client: Client, run_jobs: Callable[[], None]) -> dict[str, str]:
+    """An image dataset of each task (uploaded and processed), a digits model trained by its
+    job (the real vision engine, two epochs, recorded by versions.vision_version_create), and
+    a prediction of it, reviewed."""
+    entries, unseen = _digit_pngs()
+    digits = _upload_images(client, "Digits", entries)
+    shapes = _upload_images(client, "Shapes", _shape_pngs())
+    run_jobs()
+    for dataset in (digits, shapes):
+        dataset.refresh_from_db()
+        assert dataset.status == Dataset.Status.READY, dataset.error
+    caller = Caller.for_session(owner)
+    model = machines.machine_create(caller=caller, dataset=digits, outputs=["label"], level=1)
+    run = machines.training_start(caller=caller, machine=model)
+    run_jobs()
+    run.refresh_from_db()
+    assert run.job.status == Job.Status.SUCCEEDED, run.job.error
+    predicted = client.post(
+        reverse("predictions:predict", args=[model.pk]),
+        {"image": SimpleUploadedFile("scan.png", unseen, content_type="image/png")},
+    )
+    assert predicted.status_code == 200
+    prediction = Prediction.objects.get(machine=model)
+    reviewed = client.post(
+        reverse("predictions:review", args=[prediction.pk]),
+        {"status": "corrected", "label": "2", "note": "A two, checked by hand."},
+    )
+    assert reviewed.status_code == 302
+    prediction.refresh_from_db()
+    assert prediction.review_status == "corrected"
+    return {
+        "image dataset": reverse("datasets:detail", args=[digits.pk]),
+        "image gallery": reverse("datasets:gallery", args=[digits.pk]),
+        "image gallery of a class": f"{reverse('datasets:gallery', args=[digits.pk])}?label=1",
+        "image": reverse("datasets:image", args=[digits.pk, 1]),
+        "segmentation dataset": reverse("datasets:detail", args=[shapes.pk]),
+        "segmentation gallery": reverse("datasets:gallery", args=[shapes.pk]),
+        "segmentation image": reverse("datasets:image", args=[shapes.pk, 0]),
+        "create image model": f"{reverse('machines:create')}?dataset={digits.pk}",
+        "image model": reverse("machines:detail", args=[model.pk]),
+        "image training job": reverse("jobs:detail", args=[run.job_id]),
+        "predict image": reverse("predictions:predict", args=[model.pk]),
+        "image prediction": reverse("predictions:detail", args=[prediction.pk]),
+        "image prediction log": reverse("predictions:log", args=[model.pk]),
+    }
+
+
 @pytest.fixture
 def pages(
     owner: Any,
     binary_model: Machine,  # noqa: F811 - the fixture imported above
     make_dataset: Callable[..., Any],  # noqa: F811
     run_jobs: Callable[[], None],
+    settings: Any,
 ) -> dict[str, str]:
     """Every page's path, with real objects behind it, for `owner` with the preferences."""
+    import torch
+
+    torch.set_num_threads(2)  # the image model trains in this process (run_jobs)
+    settings.MLMANAGER_VISION_MAX_EPOCHS = 2
     for name, value in PREFERENCES.items():
         setattr(owner, name, value)
     owner.save()
@@ -252,6 +386,7 @@ def pages(
         "password change": reverse("accounts:password_change"),
         "password changed": reverse("accounts:password_change_done"),
         "invitation": reverse("accounts:invitation_accept", args=[invitation.token]),
+        **_image_pages(owner, client, run_jobs),
     }
 
 
@@ -303,7 +438,7 @@ def test_every_page_follows_the_users_number_date_and_time_preferences(
     run = texts["regression in training"]
     assert "1.254 tried, best rmse 0,7512 (enet)" in run
     assert "Read 1.000 rows in 0,35 s" in run
-    job = Job.objects.get(training_run__isnull=False)
+    job = Job.objects.get(training_run__isnull=False, status=Job.Status.RUNNING)
     stamp = job.log.split(" ", 1)[0]
     written = datetime.combine(
         job.created_at.astimezone(UTC).date(),
@@ -316,6 +451,10 @@ def test_every_page_follows_the_users_number_date_and_time_preferences(
     created = job.created_at.astimezone(zoneinfo.ZoneInfo(ZONE))
     hour = created.strftime("%I").lstrip("0")
     assert f"{created:%d/%m/%Y} {hour}:{created:%M %p}" in texts["training job"]
+    # The image pages' own numbers: the profile's median side, holdout metrics, a confidence.
+    assert "(median 9,5)" in texts["image dataset"]
+    assert re.search(r"label: accuracy [01],\d{4}", texts["image model"])
+    assert re.search(r"Confidence \d{1,3},\d %", texts["image prediction"])
     # The float noise in the data is shown as the value it stands for.
     assert "13,69" in texts["preview"] and "0,3 " in texts["preview"] + " "
 

@@ -97,6 +97,27 @@ ROUTES = {
     "schema": "api/schema/",
     "api-docs": "api/docs/",
     "api-not-found": "^api(?:/|$)",
+    # Issue 16: image datasets, image predictions, reviews and reports.
+    "api:dataset-confirm": "api/v1/datasets/<int:dataset_id>/confirm/",
+    "api:dataset-images": "api/v1/datasets/<int:dataset_id>/images/",
+    "api:dataset-image-file": (
+        "api/v1/datasets/<int:dataset_id>/images/<int:index>/<str:column>.png"
+    ),
+    "api:prediction-review": "api/v1/predictions/<str:prediction_id>/review/",
+    "api:prediction-report": "api/v1/predictions/<str:prediction_id>/report.pdf",
+    "api:prediction-image": "api/v1/predictions/<str:prediction_id>/image.png",
+    "api:prediction-mask": "api/v1/predictions/<str:prediction_id>/mask.png",
+    "api:batch-prediction-masks": "api/v1/batch_predictions/<int:batch_id>/masks/",
+    "datasets:confirm": "datasets/<int:dataset_id>/confirm/",
+    "datasets:gallery": "datasets/<int:dataset_id>/gallery/",
+    "datasets:image": "datasets/<int:dataset_id>/images/<int:index>/",
+    "datasets:image_file": "datasets/<int:dataset_id>/images/<int:index>/<str:column>.png",
+    "predictions:detail": "predictions/<uuid:prediction_id>/",
+    "predictions:image": "predictions/<uuid:prediction_id>/image.png",
+    "predictions:overlay": "predictions/<uuid:prediction_id>/overlay.png",
+    "predictions:report": "predictions/<uuid:prediction_id>/report.pdf",
+    "predictions:review": "predictions/<uuid:prediction_id>/review/",
+    "predictions:batch_masks": "batches/<int:batch_id>/masks/",
 }
 
 # Routes added since the snapshot, by apps that came later; they must not shadow the above.

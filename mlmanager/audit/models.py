@@ -93,6 +93,9 @@ class AuditAction(models.TextChoices):
     )
     MODEL_ATTACHED = "model_attachment.created", _("Model attached to a site")
     MODEL_DETACHED = "model_attachment.deleted", _("Model detached from a site")
+    # Target: the model (prediction ids are UUIDs, targets integers); details name the
+    # prediction, the status and the label.
+    PREDICTION_REVIEWED = "prediction.reviewed", _("Prediction reviewed")
 
 
 # The `<object>` part of the actions, for filtering a whole family ("every invitation event").
@@ -117,6 +120,7 @@ ACTION_GROUPS: dict[str, Any] = {
     "dashboard": _("Dashboards (all)"),
     "notification_preference": _("Notification preferences (all)"),
     "model_attachment": _("Models on sites (all)"),
+    "prediction": _("Predictions (all)"),
 }
 
 

@@ -15,4 +15,20 @@ urlpatterns = [
         api.DatasetPreviewApi.as_view(),
         name="dataset-preview",
     ),
+    path(
+        "datasets/<int:dataset_id>/images/",
+        api.DatasetImageListApi.as_view(),
+        name="dataset-images",
+    ),
+    # column: image, thumbnail or mask (anything else is a 404 from the selector).
+    path(
+        "datasets/<int:dataset_id>/images/<int:index>/<str:column>.png",
+        api.DatasetImageFileApi.as_view(),
+        name="dataset-image-file",
+    ),
+    path(
+        "datasets/<int:dataset_id>/confirm/",
+        api.DatasetConfirmApi.as_view(),
+        name="dataset-confirm",
+    ),
 ]

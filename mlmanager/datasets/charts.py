@@ -137,3 +137,15 @@ def _vertical(
             )
         )
     return Chart(kind=kind, bars=bars, first_label=first, last_label=last)
+
+
+# Classes drawn in the class balance chart; the rest are counted in a note.
+CLASS_CHART_MAX = 30
+
+
+def class_balance_chart(classes: dict[str, int]) -> Chart | None:
+    """An image dataset's images per class, most frequent first, as category bars."""
+    if not classes:
+        return None
+    ranked = sorted(classes.items(), key=lambda item: (-item[1], item[0]))[:CLASS_CHART_MAX]
+    return _categories([{"value": name, "count": count} for name, count in ranked])

@@ -11,7 +11,9 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
         allow_empty_file=True,  # the service explains emptiness in its own words
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(sorted(SUPPORTED_EXTENSIONS))}),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ",".join(sorted({*SUPPORTED_EXTENSIONS, ".zip"}))}
+        ),
     )
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
 

@@ -1,4 +1,4 @@
-"""Datasets: an uploaded table kept as Parquet, with its profile."""
+"""Datasets: an uploaded table or image archive kept as Parquet, with its profile."""
 
 from __future__ import annotations
 
@@ -45,18 +45,25 @@ def reading_facts(report: dict[str, Any]) -> dict[str, Any]:
 
 
 class Dataset(TeamOwnedModel):
-    """A table a team uploaded. The original file is converted to Parquet by a job and profiled;
-    `profile` holds per-column types, roles and statistics."""
+    """A table or a set of images a team uploaded. The original file is converted to Parquet by
+    a job and profiled; for a table `profile` holds per-column types, roles and statistics, for
+    images (one row per image, see engine.ingest.images) also the `images` block: task, classes,
+    sizes, skipped files and whether a user confirmed what was detected."""
 
     class Status(models.TextChoices):
         PROCESSING = "processing", _("Processing")
         READY = "ready", _("Ready")
         FAILED = "failed", _("Failed")
 
+    class Kind(models.TextChoices):
+        TABLE = "table", _("Table")
+        IMAGES = "images", _("Images")
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.TABLE)
     original_filename = models.CharField(
         max_length=255, help_text=_("As the client named it; shown, never used as a path.")
     )
@@ -89,6 +96,17 @@ class Dataset(TeamOwnedModel):
     @property
     def parquet_path(self) -> str:
         return str(PurePosixPath(self.storage_dir) / "data.parquet")
+
+    @property
+    def is_images(self) -> bool:
+        return self.kind == self.Kind.IMAGES
+
+    @property
+    def images(self) -> dict[str, Any] | None:
+        """The profile's `images` block (an image dataset once processed), else None."""
+        if not self.is_images:
+            return None
+        return dict(self.profile.get("images") or {}) or None
 
     @property
     def columns(self) -> list[dict[str, Any]]:

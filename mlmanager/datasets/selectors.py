@@ -56,9 +56,21 @@ def require_dataset_ready(*, dataset: Dataset) -> Dataset:
     return dataset
 
 
+def require_table(*, dataset: Dataset) -> Dataset:
+    """`dataset` if it is a table: column previews, types and charts mean nothing for an
+    image set, which answers 409 `not_a_table` (its images have their own endpoints)."""
+    if dataset.is_images:
+        raise Conflict(
+            _("This is an image dataset: it has images, not table columns and rows."),
+            code="not_a_table",
+        )
+    return dataset
+
+
 def dataset_preview(
     *, dataset: Dataset, offset: int = 0, limit: int = 50
 ) -> tuple[list[str], list[list[Any]]]:
+    require_table(dataset=dataset)
     require_dataset_ready(dataset=dataset)
     if offset < 0 or not 1 <= limit <= PREVIEW_MAX_LIMIT:
         raise ApplicationError(

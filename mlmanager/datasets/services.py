@@ -1,4 +1,5 @@
-"""Dataset state changes: upload, processing (the job's work), type overrides, rename, delete."""
+"""Dataset state changes: upload, processing (the job's work), type overrides, rename, delete,
+and the confirmation of what an image archive was detected to be."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mlmanager.accounts.caller import Caller
@@ -17,11 +19,11 @@ from mlmanager.accounts.selectors import access_team, current_team_for
 from mlmanager.audit.models import AuditAction
 from mlmanager.audit.services import audit_record
 from mlmanager.core.access import Action
-from mlmanager.core.errors import ApplicationError, NotFound
+from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files
 from mlmanager.datasets.jobs import DATASET_PROCESS
 from mlmanager.datasets.models import Dataset, dataset_storage_dir, reading_facts
-from mlmanager.datasets.selectors import require_dataset_ready
+from mlmanager.datasets.selectors import require_dataset_ready, require_table
 from mlmanager.engine.ingest import (
     SUPPORTED_EXTENSIONS,
     IngestError,
@@ -30,6 +32,14 @@ from mlmanager.engine.ingest import (
     convert_columns_to_numbers,
     convert_to_parquet,
     detect_format,
+)
+from mlmanager.engine.ingest.images import (
+    ImageLimits,
+    ImageSetReport,
+    check_image_zip,
+    is_spreadsheet_zip,
+    is_zip,
+    read_image_zip,
 )
 from mlmanager.engine.profiling import COLUMN_TYPES, profile_parquet
 from mlmanager.jobs.runner import JobCancelled, JobContext
@@ -52,34 +62,79 @@ def _resolve_team(*, caller: Caller, team_id: Any) -> Any:
     return access_team(caller=caller, id=team.pk, action=Action.CHANGE)
 
 
+# A zip of images; a zip that holds a workbook is an Excel file, whatever its name.
+IMAGE_ARCHIVE_EXTENSION = ".zip"
+
+
 def source_extension(filename: str) -> str:
     suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
+    if suffix not in SUPPORTED_EXTENSIONS and suffix != IMAGE_ARCHIVE_EXTENSION:
         raise ApplicationError(
             _(
-                "Files of this type cannot be used. "
-                "Upload CSV, TSV, Parquet, Excel (.xlsx) or JSON Lines."
+                "Files of this type cannot be used. Upload CSV, TSV, Parquet, Excel (.xlsx), "
+                "JSON Lines, or a zip of images."
             ),
             code="unsupported_format",
-            details={"supported": sorted(SUPPORTED_EXTENSIONS)},
+            details={"supported": sorted({*SUPPORTED_EXTENSIONS, IMAGE_ARCHIVE_EXTENSION})},
             status_code=415,
         )
     return suffix
 
 
+def image_limits() -> ImageLimits:
+    """The limits every image archive is read within (settings, README's configuration)."""
+    return ImageLimits(
+        max_images=settings.MLMANAGER_MAX_IMAGES,
+        max_pixels=settings.MLMANAGER_MAX_IMAGE_PIXELS,
+        max_total_bytes=settings.MLMANAGER_MAX_ZIP_UNCOMPRESSED_BYTES,
+    )
+
+
+def upload_kind(path: Path) -> str:
+    """Table or images, from the content: a zip is an image archive unless it holds a workbook
+    (`[Content_Types].xml` and `xl/`), whatever either is named."""
+    if is_zip(path) and not is_spreadsheet_zip(path):
+        return Dataset.Kind.IMAGES
+    return Dataset.Kind.TABLE
+
+
 def checked_upload(upload: UploadedFile) -> tuple[Path, str, str]:
     """The upload's temporary path, its client name (shown, never a path) and extension, once
-    what can be told at once is fine: a supported type, not empty, not a binary file."""
+    what can be told at once is fine: a supported type, not empty, not a binary file. For a
+    table (a batch to predict reads one); `checked_dataset_upload` also takes image zips."""
+    original_name, extension, temporary_path = _upload_basics(upload)
+    _check_table(temporary_path, original_name)
+    return temporary_path, original_name, extension
+
+
+def checked_dataset_upload(upload: UploadedFile) -> tuple[Path, str, str, str]:
+    """As `checked_upload`, with the dataset's kind told from the content: for an image
+    archive, a readable zip listing no more entries than the limits allow."""
+    original_name, extension, temporary_path = _upload_basics(upload)
+    kind = upload_kind(temporary_path)
+    if kind != Dataset.Kind.IMAGES:
+        _check_table(temporary_path, original_name)
+        return temporary_path, original_name, extension, kind
+    try:
+        check_image_zip(temporary_path, image_limits())
+    except IngestError as error:
+        raise ApplicationError(error.message, code=error.code) from None
+    return temporary_path, original_name, IMAGE_ARCHIVE_EXTENSION, kind
+
+
+def _upload_basics(upload: UploadedFile) -> tuple[str, str, Path]:
     original_name = (upload.name or "upload")[:255]
     extension = source_extension(original_name)
     if not upload.size:
         raise ApplicationError(_("The file is empty."), code="empty_file")
-    temporary_path = Path(upload.temporary_file_path())  # type: ignore[attr-defined]
+    return original_name, extension, Path(upload.temporary_file_path())  # type: ignore[attr-defined]
+
+
+def _check_table(path: Path, original_name: str) -> None:
     try:
-        detect_format(temporary_path, original_name)
+        detect_format(path, original_name)
     except IngestError as error:
         raise ApplicationError(error.message, code=error.code) from None
-    return temporary_path, original_name, extension
 
 
 def convert_in_job(
@@ -116,10 +171,11 @@ def dataset_create(
     user = caller.user
     if user is None:  # pragma: no cover - access_team refuses an anonymous caller first
         raise NotFound()
-    temporary_path, original_name, extension = checked_upload(upload)
+    temporary_path, original_name, extension, kind = checked_dataset_upload(upload)
     dataset = Dataset(
         team=team,
         created_by=user,
+        kind=kind,
         name=(name or "").strip()[:200] or PurePosixPath(original_name).stem[:200] or "dataset",
         original_filename=original_name,
         storage_dir=dataset_storage_dir(team.pk),
@@ -191,6 +247,8 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     if dataset is None:
         raise ApplicationError(_("The dataset was deleted before it could be processed."))
+    if dataset.is_images:
+        return _process_images(context, dataset)
     # The Parquet file is stored again only once rewritten whole (on S3, uploaded when the
     # block ends), and before the row says READY.
     with files.updating(dataset.parquet_path) as parquet:
@@ -243,6 +301,92 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
         % {"rows": profile["row_count"], "columns": profile["column_count"]}
     )
     return {"dataset_id": dataset_id}
+
+
+def _process_images(context: JobContext, dataset: Dataset) -> dict[str, Any]:
+    """The job's work for an image archive: read, check and re-encode every image into the
+    Parquet file (written whole, then moved into place), and profile it from the report."""
+    context.progress(1, _("Reading the images"), force=True)
+    with files.updating(dataset.parquet_path) as parquet:
+        try:
+            report = read_image_zip(
+                files.materialise(dataset.source_path),
+                parquet,
+                limits=image_limits(),
+                should_cancel=context.is_cancel_requested,
+                on_progress=lambda share: context.progress(share * 99, _("Reading the images")),
+            )
+        except IngestError as error:
+            if error.code == "cancelled":
+                raise JobCancelled() from None
+            raise ApplicationError(error.message, code=error.code) from None
+    for note in report.notes:
+        context.log(note)
+    if report.skipped_count:
+        context.log(
+            _("%(count)s files skipped (listed on the dataset page).")
+            % {"count": report.skipped_count}
+        )
+    context.check_cancelled()
+    profile = images_profile(report)
+    updated = Dataset.objects.filter(pk=dataset.pk).update(
+        status=Dataset.Status.READY,
+        error="",
+        profile=profile,
+        ingest_report={"source_format": "zip", "images": report.to_dict()},
+        row_count=profile["row_count"],
+        column_count=profile["column_count"],
+    )
+    if not updated:
+        files.remove_dir(dataset.storage_dir)
+        raise ApplicationError(_("The dataset was deleted while it was being processed."))
+    context.log(
+        _("%(count)s images read (%(task)s).") % {"count": report.count, "task": report.task}
+    )
+    return {"dataset_id": dataset.pk}
+
+
+def images_profile(report: ImageSetReport) -> dict[str, Any]:
+    """An image dataset's profile: the table profile's keys (shared code reads `columns`,
+    `row_count`) describing the one input and the one output, and the `images` block."""
+    output = (
+        {"name": "mask", "type": "mask"}
+        if report.task == "segmentation"
+        else {"name": "label", "type": "categorical"}
+    )
+    return {
+        "kind": Dataset.Kind.IMAGES.value,
+        "row_count": report.count,
+        "column_count": 2,
+        "columns": [{"name": "image", "type": "image"}, output],
+        "images": report.images_profile(),
+    }
+
+
+@transaction.atomic
+def dataset_confirm_images(*, caller: Caller, dataset: Dataset) -> Dataset:
+    """Record that a user saw what the archive was detected to be (the task, the layout, the
+    classes) and agrees. Training does not require it; the pages ask before training an
+    unconfirmed set, since a wrong folder layout silently trains on the wrong labels."""
+    # Locks the row only: PostgreSQL cannot lock the nullable side of a join (the job).
+    dataset = (
+        Dataset.objects.select_for_update(of=("self",))
+        .select_related("job", "team")
+        .get(pk=dataset.pk)
+    )
+    require_dataset_ready(dataset=dataset)
+    if not dataset.is_images or not dataset.profile.get("images"):
+        raise Conflict(
+            _("Only an image dataset has a detected layout to confirm."), code="not_images"
+        )
+    images = dict(dataset.profile["images"])
+    images["confirmed"] = True
+    images["confirmed_at"] = timezone.now().isoformat()
+    images["confirmed_by"] = caller.user.pk if caller.user is not None else None
+    dataset.profile = {**dataset.profile, "images": images}
+    dataset.save(update_fields=["profile", "updated_at"])
+    logger.info("image dataset %s confirmed", dataset.pk)
+    return dataset
 
 
 def reading_number_format(reading: dict[str, Any]) -> NumberFormat:
@@ -351,6 +495,7 @@ def dataset_set_column_types(*, caller: Caller, dataset: Dataset, types: dict[st
     """Override detected column types ("" resets to the detected one); a job re-profiles."""
     user = caller.user
     require_dataset_ready(dataset=dataset)
+    require_table(dataset=dataset)
     known = {column["name"] for column in dataset.columns}
     unknown = sorted(set(types) - known)
     if unknown:

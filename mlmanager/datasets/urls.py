@@ -11,4 +11,12 @@ urlpatterns = [
     path("<int:dataset_id>/rename/", views.dataset_rename, name="rename"),
     path("<int:dataset_id>/column-type/", views.dataset_column_type, name="column_type"),
     path("<int:dataset_id>/delete/", views.dataset_delete, name="delete"),
+    path("<int:dataset_id>/gallery/", views.dataset_gallery, name="gallery"),
+    path("<int:dataset_id>/confirm/", views.dataset_confirm, name="confirm"),
+    path("<int:dataset_id>/images/<int:index>/", views.dataset_image, name="image"),
+    path(
+        "<int:dataset_id>/images/<int:index>/<str:column>.png",
+        views.dataset_image_file,
+        name="image_file",
+    ),
 ]

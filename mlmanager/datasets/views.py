@@ -1,10 +1,11 @@
-"""Dataset pages: list and upload, detail (profile, charts, preview), rename, types, delete."""
+"""Dataset pages: list and upload, detail (profile, charts, preview), rename, types, delete;
+for an image dataset the gallery, one image's page, its PNGs and the confirmation."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -16,14 +17,16 @@ from mlmanager.core.filters import page_filter
 from mlmanager.core.htmx import render_page_or_partial
 from mlmanager.core.pagination import page_of
 from mlmanager.core.uploads import raise_if_upload_too_large
-from mlmanager.datasets import selectors, services
-from mlmanager.datasets.charts import column_chart
+from mlmanager.datasets import images, selectors, services
+from mlmanager.datasets.api import image_response
+from mlmanager.datasets.charts import class_balance_chart, column_chart
 from mlmanager.datasets.filters import DatasetFilter
 from mlmanager.datasets.forms import ColumnTypeForm, RenameForm, UploadForm
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.profiling import COLUMN_TYPES
 
 PREVIEW_PAGE_SIZE = 25
+GALLERY_PAGE_SIZE = 24
 
 
 @login_required
@@ -75,16 +78,35 @@ def _column_rows(dataset: Dataset) -> list[dict[str, object]]:
     return [{"column": column, "chart": column_chart(column)} for column in dataset.columns]
 
 
+def _images_context(dataset: Dataset) -> dict[str, object]:
+    """What the page shows of an image dataset: the images block, its class balance chart and,
+    for segmentation, the colour of each mask class."""
+    block = dataset.images or {}
+    mask_classes = block.get("mask_classes") or []
+    return {
+        "images": block,
+        "class_chart": class_balance_chart(block.get("classes") or {}),
+        "class_column": {"name": _("Images per class")},
+        "mask_legend": [
+            {"name": name, "colour": images.overlay_colour(index)}
+            for index, name in enumerate(mask_classes)
+            if index
+        ],
+    }
+
+
 @login_required
 def dataset_detail(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
     dataset = selectors.access_dataset(caller=request.caller, id=dataset_id)
-    context = {
+    context: dict[str, object] = {
         "dataset": dataset,
         "job": dataset.job,
-        "column_rows": _column_rows(dataset),
+        "column_rows": [] if dataset.is_images else _column_rows(dataset),
         "column_types": COLUMN_TYPES,
         "rename_form": RenameForm(initial={"name": dataset.name}),
     }
+    if dataset.is_images:
+        context.update(_images_context(dataset))
     return render_page_or_partial(
         request,
         page="datasets/detail.html",
@@ -156,3 +178,95 @@ def dataset_delete(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpRe
     services.dataset_delete(caller=request.caller, dataset=dataset)
     messages.success(request, _("%(name)s was deleted.") % {"name": dataset.name})
     return redirect("datasets:list")
+
+
+def _page_number(request: AuthenticatedHttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@login_required
+def dataset_gallery(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    """A page of thumbnails (htmx partial), of one class when `?label=` names one."""
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id)
+    images.require_images(dataset=dataset)
+    block = dataset.images or {}
+    label = request.GET.get("label") or None
+    if label is not None and label not in (block.get("classes") or {}):
+        label = None
+    if block.get("task") != "classification":
+        label = None
+    total = images.image_count(dataset, label)
+    last_page = max(1, -(-total // GALLERY_PAGE_SIZE))
+    page_number = min(_page_number(request), last_page)
+    rows = (
+        images.image_rows(
+            dataset,
+            offset=(page_number - 1) * GALLERY_PAGE_SIZE,
+            limit=GALLERY_PAGE_SIZE,
+            label=label,
+        )
+        if total
+        else []
+    )
+    return render(
+        request,
+        "datasets/partials/_gallery.html",
+        {
+            "dataset": dataset,
+            "images": block,
+            "rows": rows,
+            "label": label or "",
+            "total": total,
+            "page_number": page_number,
+            "last_page": last_page,
+        },
+    )
+
+
+@login_required
+def dataset_image(request: AuthenticatedHttpRequest, dataset_id: int, index: int) -> HttpResponse:
+    """One image: full size, its mask over it (segmentation), name, size and label."""
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id)
+    images.require_images(dataset=dataset)
+    row = images.image_row(dataset, index)
+    return render(
+        request,
+        "datasets/image.html",
+        {
+            "dataset": dataset,
+            "row": row,
+            "previous_index": index - 1 if index > 0 else None,
+            "next_index": index + 1 if index + 1 < images.image_count(dataset) else None,
+            **_images_context(dataset),
+        },
+    )
+
+
+# The PNGs a page shows: the stored ones, and masks drawn over the image or its thumbnail.
+_PAGE_IMAGE_FILES = {"image", "thumbnail", "mask", "overlay", "thumbnail-overlay"}
+
+
+@login_required
+def dataset_image_file(
+    request: AuthenticatedHttpRequest, dataset_id: int, index: int, column: str
+) -> HttpResponse:
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id)
+    if column not in _PAGE_IMAGE_FILES:
+        raise Http404()
+    if column in {"overlay", "thumbnail-overlay"}:
+        data = images.mask_overlay(dataset, index, thumbnail=column == "thumbnail-overlay")
+    else:
+        data = images.image_bytes(dataset, index, column)
+    return image_response(data)
+
+
+@login_required
+@require_POST
+def dataset_confirm(request: AuthenticatedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = selectors.access_dataset(caller=request.caller, id=dataset_id, action=Action.CHANGE)
+    services.dataset_confirm_images(caller=request.caller, dataset=dataset)
+    messages.success(request, _("Confirmed: the detected task and classes are kept."))
+    return redirect("datasets:detail", dataset_id=dataset.pk)

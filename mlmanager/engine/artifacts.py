@@ -5,6 +5,9 @@ pickle's exact bytes under a server-side key. Unpickling runs code, so `load_art
 bytes once, checks them against the signature (and against the signature the caller recorded
 when the artifact was made, when given) and unpickles those same bytes — never the file again,
 so a file swapped between the check and the load cannot slip through.
+
+`write_signed_bytes` / `read_signed_bytes` do the same for files that are not pickles (the
+image models' safetensors weights and JSON configs): same `.sig`, same atomic write.
 """
 
 from __future__ import annotations
@@ -58,14 +61,7 @@ def write_artifact(obj: object, path: Path, *, key: bytes) -> str:
         joblib.dump(obj, temporary)
         _fsync_file(temporary)
         signature = _sign_file(temporary, key)
-        with _temporary_sibling(signature_path(path)) as temporary_signature:
-            with open(temporary_signature, "w", encoding="ascii") as handle:
-                handle.write(signature)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary_signature, signature_path(path))
-        os.replace(temporary, path)
-    _fsync_directory(path.parent)
+        _publish(temporary, path, signature)
     return signature
 
 
@@ -92,6 +88,64 @@ def load_artifact(path: Path, *, key: bytes, expected_signature: str | None = No
         logger.warning("artifact %s does not match its signature; refused", path)
         raise ArtifactError()
     return joblib.load(io.BytesIO(data))
+
+
+def write_signed_bytes(data: bytes, path: Path, *, key: bytes) -> str:
+    """Write `data` to `path` with its `.sig`, atomically like `write_artifact`; return the
+    hex signature. For files that are not pickles (safetensors weights, JSON configs)."""
+    _check_key(key)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    signature = hmac.new(key, data, hashlib.sha256).hexdigest()
+    with _temporary_sibling(path) as temporary:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(temporary, path, signature)
+    return signature
+
+
+def _publish(temporary: Path, path: Path, signature: str) -> None:
+    """Move a written, fsynced file into place at `path`, its signature first (written the
+    same way), so a reader never finds the file without the signature that vouches for it."""
+    with _temporary_sibling(signature_path(path)) as temporary_signature:
+        with open(temporary_signature, "w", encoding="ascii") as handle:
+            handle.write(signature)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary_signature, signature_path(path))
+    os.replace(temporary, path)
+    _fsync_directory(path.parent)
+
+
+def read_signed_bytes(path: Path, *, key: bytes, expected_signature: str | None = None) -> bytes:
+    """The bytes at `path` once they match its `.sig` (and `expected_signature`, when given).
+
+    Raises ArtifactError like `load_artifact`. The caller parses the returned bytes, never the
+    file again, so a file swapped after the check is not what gets loaded.
+    """
+    _check_key(key)
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        recorded = signature_path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        logger.warning("signed file %s or its signature cannot be read: %s", path, exc)
+        raise ArtifactError() from exc
+    if not _matches(data, key, recorded, expected_signature):
+        logger.warning("signed file %s does not match its signature; refused", path)
+        raise ArtifactError()
+    return data
+
+
+def _matches(data: bytes, key: bytes, recorded: str, expected_signature: str | None) -> bool:
+    actual = hmac.new(key, data, hashlib.sha256).hexdigest()
+    matches = hmac.compare_digest(actual, recorded)
+    if expected_signature is not None:
+        # Both comparisons always run, so timing does not tell which one failed.
+        matches = hmac.compare_digest(actual, expected_signature.strip()) and matches
+    return matches
 
 
 def _check_key(key: bytes) -> None:

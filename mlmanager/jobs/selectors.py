@@ -18,6 +18,7 @@ from mlmanager.accounts.caller import Caller
 from mlmanager.core.access import Action
 from mlmanager.core.registries import SubjectLink, job_kinds
 from mlmanager.jobs.models import Job, Worker
+from mlmanager.jobs.workers import GPU_QUEUE
 
 # A job in one of these may still change; a finished one never does.
 ACTIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
@@ -201,3 +202,19 @@ def alive_worker_count() -> int:
     """Workers that have not stopped and heartbeat within MLMANAGER_JOB_STALE_S."""
     fresh_since = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
     return Worker.objects.filter(stopped_at__isnull=True, heartbeat_at__gte=fresh_since).count()
+
+
+def gpu_worker_available() -> bool:
+    """Whether a live worker takes the `gpu` queue: one that has not stopped, heartbeat within
+    MLMANAGER_JOB_STALE_S and lists `gpu` among its queues (jobs.workers only lets a worker
+    with a GPU take it). Work that can use a GPU goes there only then: a job sent to a queue
+    nobody takes would wait forever.
+
+    The queues are compared here rather than in SQL: JSON `contains` is not available on
+    SQLite, and live workers are a handful of rows.
+    """
+    fresh_since = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
+    live_queues = Worker.objects.filter(
+        stopped_at__isnull=True, heartbeat_at__gte=fresh_since
+    ).values_list("queues", flat=True)
+    return any(GPU_QUEUE in (queues or []) for queues in live_queues)

@@ -22,7 +22,7 @@ from mlmanager.datasets.selectors import access_dataset
 from mlmanager.engine.training import TASKS
 from mlmanager.machines import selectors, services
 from mlmanager.machines.filters import MachineFilter
-from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.models import IMAGE_TASKS, Machine, ModelVersion, TrainingRun
 
 
 class MachineOutputSerializer(serializers.ModelSerializer[Machine]):
@@ -162,7 +162,8 @@ class VersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
                 "type": "object",
                 "properties": {
                     "name": {"type": "string", "description": "A column name."},
-                    "task": {"type": "string", "enum": list(TASKS)},
+                    # Tables' tasks, and images' (the one output of a model of images).
+                    "task": {"type": "string", "enum": [*TASKS, *IMAGE_TASKS]},
                     "metric": {"type": "string"},
                 },
                 "required": ["name"],
@@ -197,7 +198,9 @@ class MachineListCreateApi(APIView):
         dataset = serializers.IntegerField()
         outputs = serializers.ListField(
             child=OutputItemField(),
-            help_text="Column names, or objects {name, task, metric} (task and metric optional).",
+            help_text="Column names, or objects {name, task, metric} (task and metric optional). "
+            "A model of an image dataset predicts `label` (classification, accuracy) or `mask` "
+            "(segmentation, dice), from the dataset's task, from the input `image`.",
         )
         inputs = serializers.ListField(child=StrictCharField(), required=False)
         level = serializers.IntegerField(required=False, allow_null=True)

@@ -19,11 +19,13 @@ class MachinesConfig(AppConfig):
             queue_startup_hooks,
         )
         from mlmanager.machines.jobs import (
+            GPU_QUEUE,
             MACHINE_TRAIN,
             TRAINING_QUEUE,
             training_links,
             training_pages,
             warm_up_training,
+            warm_up_vision,
         )
 
         job_kinds.register(
@@ -34,4 +36,7 @@ class MachinesConfig(AppConfig):
         )
         queue_startup_hooks.register(
             QueueStartupHook("machines.warm_up_training", TRAINING_QUEUE, warm_up_training)
+        )
+        queue_startup_hooks.register(
+            QueueStartupHook("machines.warm_up_vision", GPU_QUEUE, warm_up_vision)
         )

@@ -563,3 +563,56 @@ def best_score_chart(
         else _("%(title)s (lower is better)") % {"title": score_title},
         **frame.ticks(x_ticks, y_ticks),
     )
+
+
+# --- an image model's training: per-epoch curves of each member (issue 16) ----------------------
+
+
+def epoch_chart(points: list[Any] | None, *, key: str, title: str) -> XYChart | None:
+    """One quantity of a member against its epochs: training as a dashed line, validation as a
+    solid line with dots, and the best validation epoch marked when `key` is the metric.
+    `points` are the engine's `{"epoch", "train_<key>", "val_<key>"}`."""
+    rows = [point for point in points or [] if isinstance(point, dict)]
+    train = _pairs([row.get("epoch") for row in rows], [row.get(f"train_{key}") for row in rows])
+    validation = _pairs([row.get("epoch") for row in rows], [row.get(f"val_{key}") for row in rows])
+    if not train and not validation:
+        return None
+    epochs = [x for x, _y in train + validation]
+    values = [y for _x, y in train + validation]
+    last_epoch = max(max(epochs), 1.0)
+    # Whole epochs only; the frame reaches the last epoch even when no whole tick does.
+    x_ticks = [tick for tick in nice_ticks(0.0, last_epoch) if tick == int(tick)]
+    low, high = min(values), max(values)
+    if key == "metric":  # accuracy and Dice live in [0, 1]: a fixed scale compares runs
+        low, high = min(0.0, low), max(1.0, high)
+    y_ticks = nice_ticks(low, high if high > low else low + 1.0)
+    frame = _Frame((0.0, max(x_ticks[-1], last_epoch)), (y_ticks[0], y_ticks[-1]))
+    series = []
+    if train:
+        series.append(frame.series("reference", "chart-reference", train))
+    if validation:
+        series.append(frame.series("line", "chart-line", validation))
+        series.append(frame.series("dots", "chart-dot", validation))
+    marker = None
+    if key == "metric" and validation:
+        best = max(validation, key=lambda pair: pair[1])  # the first epoch at the best value
+        marker = frame.point(*best)
+    return XYChart(
+        series=tuple(series),
+        x_title=_("epoch"),
+        y_title=title,
+        marker=marker,
+        **frame.ticks(x_ticks, y_ticks),
+    )
+
+
+def epoch_charts(curves: dict[str, Any] | None, *, metric: str) -> list[dict[str, Any]]:
+    """Per member of an image model, its loss and metric charts (for the run while it trains,
+    and for the version it made)."""
+    shown = []
+    for member, points in (curves or {}).items():
+        loss = epoch_chart(points, key="loss", title=_("loss"))
+        quality = epoch_chart(points, key="metric", title=metric)
+        if loss is not None or quality is not None:
+            shown.append({"member": member, "loss": loss, "metric": quality, "epochs": len(points)})
+    return shown

@@ -49,8 +49,9 @@ class OutputsForm(forms.Form):
         )
 
 
-class ReviewForm(forms.Form):
-    """Step 2: inputs, task and metric per output, and the time budget."""
+class ModelChoicesForm(forms.Form):
+    """What every new model is asked: name, description, time budget, and whether to train at
+    once. A model of images asks nothing else: its input and output come from the dataset."""
 
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
     description = forms.CharField(
@@ -66,6 +67,21 @@ class ReviewForm(forms.Form):
 
     def clean_then(self) -> str:
         return self.cleaned_data.get("then") or CREATE_AND_TRAIN
+
+    def service_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        custom = data["level"] == CUSTOM_BUDGET
+        return {
+            "name": data["name"],
+            "description": data["description"],
+            "level": None if custom else int(data["level"]),
+            # An empty seconds field with "seconds" chosen is a budget of 0: refused in words.
+            "time_budget_s": (data["time_budget_s"] or 0) if custom else None,
+        }
+
+
+class ReviewForm(ModelChoicesForm):
+    """Step 2: inputs, task and metric per output, and the time budget."""
 
     def __init__(
         self,
@@ -98,10 +114,8 @@ class ReviewForm(forms.Form):
 
     def service_arguments(self) -> dict[str, Any]:
         data = self.cleaned_data
-        custom = data["level"] == CUSTOM_BUDGET
         return {
-            "name": data["name"],
-            "description": data["description"],
+            **super().service_arguments(),
             "inputs": list(data["inputs"]),
             "outputs": [
                 {
@@ -111,9 +125,6 @@ class ReviewForm(forms.Form):
                 }
                 for index, name in enumerate(self.output_names)
             ],
-            "level": None if custom else int(data["level"]),
-            # An empty seconds field with "seconds" chosen is a budget of 0: refused in words.
-            "time_budget_s": (data["time_budget_s"] or 0) if custom else None,
         }
 
 

@@ -1,5 +1,5 @@
 """The machines app's jobs: the training kind, what its live events tell pages, and the
-training queue's start-up (registered in apps.MachinesConfig.ready)."""
+training and GPU queues' start-up (registered in apps.MachinesConfig.ready)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from mlmanager.machines.models import TrainingRun
 
 MACHINE_TRAIN = "machine.train"
 TRAINING_QUEUE = "training"
+# Image models' runs go here when a live worker takes it (jobs.selectors.gpu_worker_available).
+GPU_QUEUE = "gpu"
 
 
 def training_pages(run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -45,5 +47,14 @@ def warm_up_training() -> None:
     """Start the training fork server as the worker starts (it imports the ML libraries,
     ~3 s), so the first run does not spend its time budget on that."""
     from mlmanager.engine.training.process import warm_up
+
+    warm_up()
+
+
+def warm_up_vision() -> None:
+    """Import torch and MONAI as a GPU worker starts (several seconds), so the first image
+    run does not spend its time budget on that. Workers of the training queue do not: most of
+    their runs are tables'."""
+    from mlmanager.engine.vision import warm_up
 
     warm_up()

@@ -20,6 +20,9 @@ from mlmanager.core.models import TeamOwnedModel, TeamScopedQuerySet
 
 MIN_LEVEL = 1
 MAX_LEVEL = 5
+# The tasks of models trained on image datasets (engine.vision); tables' tasks are binary,
+# multiclass and regression (engine.training.TASKS).
+IMAGE_TASKS = ("classification", "segmentation")
 
 
 def machine_storage_dir(team_id: int) -> str:
@@ -59,9 +62,11 @@ class Machine(TeamOwnedModel):
     """A model a team trains from one of its datasets (users see "model").
 
     `outputs` holds one `{name, task, metric}` per predicted column, `inputs` the column names
-    used as features. `time_budget_s` is the effective budget: the level's (1-5) when `level`
-    is set, else the one the user chose. The dataset may be deleted; the model and its
-    versions stay, but it cannot be trained again until it points at data.
+    used as features. A model of an image dataset has the input `image` and one output, `label`
+    (classification) or `mask` (segmentation), from the dataset's task (services.vision).
+    `time_budget_s` is the effective budget: the level's (1-5) when `level` is set, else the
+    one the user chose. The dataset may be deleted; the model and its versions stay, but it
+    cannot be trained again until it points at data.
     """
 
     class Status(models.TextChoices):
@@ -123,6 +128,12 @@ class Machine(TeamOwnedModel):
     def output_names(self) -> list[str]:
         return [output["name"] for output in self.outputs]
 
+    @property
+    def is_image_model(self) -> bool:
+        """Whether this model learns from images (its one output has an image task): pages
+        show its epochs and members instead of a search's candidates."""
+        return any(output.get("task") in IMAGE_TASKS for output in self.outputs)
+
 
 class TrainingRun(TeamOwnedModel):
     """One training of a Machine, carried by its Job.
@@ -176,7 +187,10 @@ class ModelVersion(TeamOwnedModel):
     absent in versions recorded before it existed). `outcome` tells
     whether the run completed or was cancelled with the best model found so far kept.
     `threshold` is the only field that changes after the version is recorded: the owner's
-    decision threshold for its two-class outputs.
+    decision threshold for its two-class outputs. A version of an image model records instead,
+    for its one output, `members`, `classes`, `image_size`, `channels`, `artifact_dir` (the
+    folder of model.json and the members' safetensors), `signatures` (file name -> HMAC) and
+    the per-epoch `curves` (versions.vision_version_create).
     """
 
     class Outcome(models.TextChoices):
@@ -220,6 +234,11 @@ class ModelVersion(TeamOwnedModel):
 
     def __str__(self) -> str:
         return f"v{self.number} of {self.machine_id}"
+
+    @property
+    def is_image_model(self) -> bool:
+        """Whether this version is of a model of images (see Machine.is_image_model)."""
+        return any(output.get("task") in IMAGE_TASKS for output in self.outputs)
 
     @property
     def has_binary_output(self) -> bool:

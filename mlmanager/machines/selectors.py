@@ -177,10 +177,11 @@ def machine_training_status(*, machine: Machine) -> dict[str, Any]:
     """What a client polling a training needs: the machine's status, the latest run with its
     progress, and the active version with its metrics."""
     run = runs_for_machine(machine=machine).first()
-    status = getattr(machine, "status", None)
-    if status is None:  # not fetched through access_machine: ask the same annotation
-        statuses = Machine.objects.with_status().filter(pk=machine.pk)
-        status = statuses.values_list("status", flat=True).get()  # type: ignore[misc]
+    # The status is read after the run, never taken from the machine's row (annotated when
+    # the request began): a run that ended in between would otherwise be answered as
+    # "succeeded" beside a model still "training", and a client stops polling on that.
+    statuses = Machine.objects.with_status().filter(pk=machine.pk)
+    status = statuses.values_list("status", flat=True).get()  # type: ignore[misc]
     return {
         "status": status,
         "run": run,
@@ -245,8 +246,9 @@ def input_plan(
 
 def left_out_columns(*, machine: Machine) -> list[dict[str, Any]]:
     """The columns of the model's dataset that are neither its inputs nor its outputs, each
-    with why (input_plan's rows); none once the dataset is deleted."""
-    if machine.dataset is None:
+    with why (input_plan's rows); none once the dataset is deleted, and none for a model of
+    images (its input is the image, its output the dataset's labels or masks)."""
+    if machine.dataset is None or machine.is_image_model:
         return []
     plan = input_plan(
         dataset=machine.dataset, outputs=machine.output_names, inputs=list(machine.inputs)

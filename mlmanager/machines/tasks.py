@@ -13,6 +13,19 @@ from mlmanager.machines.services.training import training_run_end, training_run_
 @task(queue_name="training")
 def train_machine(job_id: int, run_id: int) -> None:
     """Search for the best model of a run's machine within its time budget."""
+    _train(job_id, run_id)
+
+
+# The same work as a task of its own (not `train_machine.using(queue_name="gpu")`): the Job row
+# keeps the task's module path, and the reaper sends a job again by that path, so an image run
+# sent to a GPU worker goes back to the GPU queue.
+@task(queue_name="gpu")
+def train_machine_on_gpu(job_id: int, run_id: int) -> None:
+    """Train an image model on a worker with a GPU."""
+    _train(job_id, run_id)
+
+
+def _train(job_id: int, run_id: int) -> None:
     run_job(
         job_id,
         partial(training_run_work, run_id=run_id),

@@ -24,16 +24,19 @@ from mlmanager.core.pagination import page_of
 from mlmanager.datasets.selectors import access_dataset, require_dataset_ready
 from mlmanager.engine.training import TrainingError, infer_task
 from mlmanager.engine.training.spec import CV_FOLDS, HOLDOUT_SHARE
+from mlmanager.engine.vision import LEVELS
 from mlmanager.machines import charts, selectors, services
 from mlmanager.machines.filters import MachineFilter
 from mlmanager.machines.forms import (
     CREATE_ONLY,
     CUSTOM_BUDGET,
     MachineEditForm,
+    ModelChoicesForm,
     OutputsForm,
     ReviewForm,
 )
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.services import vision
 from mlmanager.machines.services.training import score_label
 from mlmanager.predictions.selectors import live_accuracy
 
@@ -90,6 +93,8 @@ def machine_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
     dataset = access_dataset(caller=request.caller, id=params.get("dataset"), action=Action.CHANGE)
     require_dataset_ready(dataset=dataset)
+    if vision.is_image_dataset(dataset):
+        return _create_image_model(request, dataset=dataset)
     candidates = selectors.output_candidates(dataset=dataset)
     outputs_form = OutputsForm(
         params if "outputs" in params else None,
@@ -126,23 +131,9 @@ def _create_review(
     )
     error = ""
     if request.method == "POST" and form.is_valid():
-        train = form.cleaned_data["then"] != CREATE_ONLY
-        try:
-            machine = services.machine_create(
-                caller=request.caller, dataset=dataset, train=train, **form.service_arguments()
-            )
-        except ApplicationError as failure:
-            if not _is_user_error(failure):
-                raise
-            error = failure.message
-        else:
-            messages.success(
-                request,
-                _("Model created. Its training is queued.")
-                if train
-                else _("Model created. Train it when you are ready."),
-            )
-            return redirect("machines:detail", machine_id=machine.pk)
+        created, error = _create_from_form(request, form, dataset=dataset)
+        if created is not None:
+            return created
     chosen = set(form["inputs"].value() or [])
     rows = [{**row, "checked": row["name"] in chosen} for row in plan]
     return render(
@@ -152,10 +143,82 @@ def _create_review(
     )
 
 
+def _create_from_form(
+    request: AuthenticatedHttpRequest, form: Any, *, dataset: Any, **arguments: Any
+) -> tuple[HttpResponse | None, str]:
+    """Create the model the valid `form` describes (and queue its training unless the user
+    chose not to): the redirect to its page, or the message of a refusal to show."""
+    train = form.cleaned_data["then"] != CREATE_ONLY
+    try:
+        machine = services.machine_create(
+            caller=request.caller,
+            dataset=dataset,
+            train=train,
+            **arguments,
+            **form.service_arguments(),
+        )
+    except ApplicationError as failure:
+        if not _is_user_error(failure):
+            raise
+        return None, failure.message
+    messages.success(
+        request,
+        _("Model created. Its training is queued.")
+        if train
+        else _("Model created. Train it when you are ready."),
+    )
+    return redirect("machines:detail", machine_id=machine.pk), ""
+
+
+def _create_image_model(request: AuthenticatedHttpRequest, *, dataset: Any) -> HttpResponse:
+    """One step for a set of images: what it learns is fixed by the dataset (the image in,
+    its label or mask out), so the page shows that and the levels, and asks for a budget."""
+    output = vision.image_output(dataset)
+    form = ModelChoicesForm(request.POST if request.method == "POST" else None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        created, error = _create_from_form(request, form, dataset=dataset, outputs=[output["name"]])
+        if created is not None:
+            return created
+    return render(
+        request,
+        "machines/create_images.html",
+        {
+            "dataset": dataset,
+            "form": form,
+            "output": output,
+            "levels": [_level_plan(number, output["task"]) for number in sorted(LEVELS)],
+            "error": error,
+        },
+    )
+
+
+def _level_plan(number: int, task: str) -> dict[str, Any]:
+    """What an image model trains at a level: image size, epoch cap, members' architectures."""
+    level = LEVELS[number]
+    return {
+        "level": number,
+        "budget_s": level.budget_s,
+        "image_size": level.image_size,
+        "max_epochs": level.max_epochs,
+        "members": [member.describe() for member in level.members(task)],
+    }
+
+
+def _image_level_plan(machine: Machine) -> dict[str, Any] | None:
+    """The level an image model trains at (for a budget in seconds, the level it maps to)."""
+    if not machine.is_image_model:
+        return None
+    number = vision.vision_level(machine.level, machine.time_budget_s)
+    return _level_plan(number, machine.outputs[0]["task"])
+
+
 def _version_display(version: ModelVersion | None) -> list[dict[str, Any]]:
     """Per output of the version: scalar metrics, its plot, the leaderboard and importance."""
     if version is None:
         return []
+    if version.is_image_model:
+        return [_image_output_display(output, version) for output in version.outputs]
     shown = []
     for output in version.outputs:
         metrics = output.get("metrics") or {}
@@ -184,12 +247,52 @@ def _version_display(version: ModelVersion | None) -> list[dict[str, Any]]:
     return shown
 
 
+def _image_output_display(output: dict[str, Any], version: ModelVersion) -> dict[str, Any]:
+    """What the model page shows of an image model's version: its members, the holdout metrics
+    of the ensemble (accuracy, per-class precision and recall, the confusion matrix; or Dice
+    and IoU per class) and each member's per-epoch curves."""
+    metrics = output.get("metrics") or {}
+    confusion = metrics.get("confusion_matrix")
+    labels, confusion_rows = charts.confusion_rows(confusion) if confusion else ([], [])
+    curves = output.get("curves")
+    if curves is None and version.run is not None:  # the run kept them, the version did not
+        curves = (version.run.score_curve or {}).get("curves")
+    return {
+        "output": output,
+        "is_image": True,
+        "metric_rows": [
+            {"name": name, "value": value}
+            for name, value in metrics.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ],
+        "per_class": [
+            {"name": name, **values}
+            for name, values in (metrics.get("per_class") or {}).items()
+            if isinstance(values, dict)
+        ],
+        "confusion_labels": labels,
+        "confusion_rows": confusion_rows,
+        "members": output.get("members") or [],
+        "epoch_charts": charts.epoch_charts(curves, metric=str(output.get("metric") or "")),
+    }
+
+
 def _run_display(run: TrainingRun | None) -> dict[str, Any]:
     """What the run panel shows besides the job: the best score over time per output, what
-    that score is (cross-validated or on a validation split) and why the holdout differs."""
+    that score is (cross-validated or on a validation split) and why the holdout differs.
+    An image model's run shows each member's curves per epoch instead."""
     if run is None:
         return {}
     curve = run.score_curve or {}
+    if run.spec.get("kind") == "images":
+        output: dict[str, Any] = next(iter(run.spec.get("outputs") or []), {})
+        metric = str(output.get("metric", ""))
+        return {
+            "is_image": True,
+            "metric": metric,
+            "curves": [],
+            "epoch_charts": charts.epoch_charts(curve.get("curves"), metric=metric),
+        }
     eval_method = curve.get("eval_method")
     metrics = {output["name"]: output["metric"] for output in run.spec.get("outputs") or []}
     started = run.job.started_at
@@ -219,7 +322,7 @@ def _with_search_curves(
     shown: list[dict[str, Any]], version: ModelVersion | None
 ) -> list[dict[str, Any]]:
     """Each output of the version with the best score over time of the search that made it."""
-    if version is None or version.run is None:
+    if version is None or version.run is None or version.is_image_model:
         return shown
     curves = {curve["output"]: curve["chart"] for curve in _run_display(version.run)["curves"]}
     return [{**item, "search_curve": curves.get(item["output"]["name"])} for item in shown]
@@ -242,6 +345,7 @@ def machine_detail(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRe
         "versions": versions,
         "runs": list(selectors.runs_for_machine(machine=machine)[:RUNS_SHOWN]),
         "left_out": selectors.left_out_columns(machine=machine),
+        "level_plan": _image_level_plan(machine),
         "edit_form": MachineEditForm(
             initial={
                 "name": machine.name,

@@ -1,4 +1,5 @@
-"""API v1: predict rows, the prediction log and feedback, batch predictions."""
+"""API v1: predict rows (or images), the prediction log and feedback, batch predictions.
+Reviews, reports and the stored images of image predictions are in `api_images`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
@@ -43,7 +44,14 @@ from mlmanager.machines.selectors import (
     access_machine_to_predict,
     predict_grant_for_token,
 )
-from mlmanager.predictions import batches, selectors, services
+from mlmanager.predictions import (
+    batches,
+    image_batches,
+    images,
+    selectors,
+    services,
+    serving,
+)
 from mlmanager.predictions.filters import PredictionFilter
 from mlmanager.predictions.models import BatchPrediction, Prediction
 
@@ -99,7 +107,9 @@ class PredictionWarningSerializer(serializers.Serializer[Any]):
 
 
 class ModelPredictApi(APIView):
-    parser_classes = [PredictJSONParser]
+    # JSON rows for a table model; multipart images for an image model (the view checks the
+    # content type against the model's kind before reading the body).
+    parser_classes = [PredictJSONParser, MultiPartParser]
     throttle_classes = [PredictRateThrottle]  # its own limit, higher than the rest of the API
     # orjson writes a 1 000-row answer in ~0.3 ms where the standard encoder takes ~5 ms.
     renderer_classes = [ORJSONRenderer]
@@ -125,6 +135,28 @@ class ModelPredictApi(APIView):
         )
         timing_ms = serializers.DictField(child=serializers.FloatField())
 
+    class ImageInputSerializer(serializers.Serializer[Any]):
+        image = serializers.ListField(
+            child=serializers.FileField(),
+            help_text="One or more images (PNG, JPEG, TIFF, BMP, DICOM; the type is read from "
+            "the content), at most MLMANAGER_PREDICT_MAX_IMAGES per request. Each is checked, "
+            "held to the pixel limit and re-encoded; the answer lists them in the same order.",
+        )
+
+    class ImageOutputSerializer(serializers.Serializer[Any]):
+        model = serializers.IntegerField()
+        model_version = serializers.IntegerField()
+        task = serializers.ChoiceField(choices=["classification", "segmentation"])
+        predictions = serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Per image: `id`, `name` (as sent), then for a class `label`, "
+            "`confidence`, `probabilities` {label: p}, for a segmentation `mask_url` (the "
+            "mask PNG, pixel value = class index) and `areas` {class: share of pixels}; both "
+            "with `votes` [{member, label, confidence}], `agreement` (0..1) and "
+            "`needs_review`.",
+        )
+        timing_ms = serializers.DictField(child=serializers.FloatField())
+
     def perform_authentication(self, request: Request) -> None:
         """A bearer token is checked together with the model of the URL, in one query
         (machines' predict_grant_for_token); `request.auth` is then the PredictGrant. A
@@ -144,7 +176,18 @@ class ModelPredictApi(APIView):
         request.user, request.auth = grant.user, grant
 
     @extend_schema(
-        parameters=[QuerySerializer], request=InputSerializer, responses=OutputSerializer
+        parameters=[QuerySerializer],
+        request={
+            "application/json": InputSerializer,
+            "multipart/form-data": ImageInputSerializer,
+        },
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="PredictOutput",
+                serializers=[OutputSerializer, ImageOutputSerializer],
+                resource_type_field_name=None,
+            )
+        },
     )
     def post(self, request: Request, machine_id: int) -> Response:
         started = time.perf_counter()
@@ -158,6 +201,15 @@ class ModelPredictApi(APIView):
         version = services.version_for_prediction(
             machine=machine, number=request.query_params.get("version")
         )
+        # Told from the loaded version (cached: no query) before the body is read.
+        served = serving.served_any(version)
+        sends_files = (request.content_type or "").startswith("multipart/form-data")
+        if isinstance(served, serving.ServedImageVersion):
+            if not sends_files:
+                raise serving.images_not_rows()
+            return self._predict_images(request, machine, version, started)
+        if sends_files:
+            raise serving.rows_not_images()
         body = services.predictions_make(
             machine=machine,
             version=version,
@@ -168,6 +220,28 @@ class ModelPredictApi(APIView):
         )
         return Response(body)
 
+    def _predict_images(
+        self, request: Request, machine: Any, version: Any, started: float
+    ) -> Response:
+        limit = settings.MLMANAGER_PREDICT_MAX_BODY_BYTES
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        request.data  # noqa: B018 - parses the body; the size limit is enforced while it streams
+        raise_if_upload_too_large(request._request)
+        body = images.image_predictions_make(
+            machine=machine,
+            version=version,
+            images=images.read_uploads(request.FILES.getlist("image")),
+            caller=api_caller(request),
+            source=Prediction.Source.API,
+            started=started,
+        )
+        for prediction in body["predictions"]:
+            if "mask_url" in prediction:
+                prediction["mask_url"] = request.build_absolute_uri(prediction["mask_url"])
+        return Response(body)
+
 
 # --- the log and feedback ------------------------------------------------------------------
 
@@ -176,6 +250,10 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
     model = serializers.IntegerField(source="machine_id")
     model_version = serializers.IntegerField(source="version_number")
     user = serializers.EmailField(source="user.email", allow_null=True, default=None)
+    reviewed_by = serializers.EmailField(source="reviewed_by.email", allow_null=True, default=None)
+    image_url = serializers.SerializerMethodField(
+        help_text="An image model's prediction: its image (the PNG the platform re-encoded)."
+    )
 
     class Meta:
         model = Prediction
@@ -190,8 +268,21 @@ class PredictionOutputSerializer(serializers.ModelSerializer[Prediction]):
             "latency_ms",
             "feedback",
             "feedback_at",
+            "image_url",
+            "review_status",
+            "review_label",
+            "review_note",
+            "reviewed_by",
+            "reviewed_at",
             "created_at",
         ]
+
+    def get_image_url(self, prediction: Prediction) -> str | None:
+        if not prediction.image:
+            return None
+        url = reverse("api:prediction-image", args=[prediction.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
 
 class PredictionListApi(APIView):
@@ -259,6 +350,9 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
     error = serializers.CharField(source="job.error")
     finished_at = serializers.DateTimeField(source="job.finished_at", allow_null=True)
     download_url = serializers.SerializerMethodField()
+    masks_url = serializers.SerializerMethodField(
+        help_text="A finished segmentation batch (an image model's): its masks, a zip of PNGs."
+    )
     warnings = serializers.SerializerMethodField(
         help_text="Once finished: per warning code (as the predict API's warnings), how many "
         "values of the rows training did not see; the rows were predicted all the same."
@@ -282,6 +376,7 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
             "row_count",
             "result_size_bytes",
             "download_url",
+            "masks_url",
             "warnings",
             "created_at",
             "finished_at",
@@ -289,6 +384,13 @@ class BatchOutputSerializer(serializers.ModelSerializer[BatchPrediction]):
 
     def get_warnings(self, batch: BatchPrediction) -> dict[str, int]:
         return dict((batch.job.result or {}).get("warnings") or {})
+
+    def get_masks_url(self, batch: BatchPrediction) -> str | None:
+        if not image_batches.has_masks(batch):
+            return None
+        url = reverse("api:batch-prediction-masks", args=[batch.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
     def get_download_url(self, batch: BatchPrediction) -> str | None:
         if batch.job.status != batch.job.Status.SUCCEEDED:

@@ -11,6 +11,8 @@ then the predictions and probabilities; for a dataset, only the model's inputs a
 the caller named (`pass_through`), then the predictions. The dataset must be of the model's
 team, and any member of that team may download the result: copying every column would let a
 batch carry data out of the dataset that nobody asked to share.
+
+An image model's batch is a zip of images, predicted by the same job kind (`image_batches`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from mlmanager.engine.prediction import predict_file
 from mlmanager.jobs.runner import JobContext
 from mlmanager.jobs.services import job_create, job_enqueue, job_set_subject
 from mlmanager.machines.models import Machine, ModelVersion
+from mlmanager.predictions.image_batches import check_zip_upload, image_batch_work
 from mlmanager.predictions.jobs import BATCH_PREDICT
 from mlmanager.predictions.models import BatchPrediction, batch_storage_dir
 from mlmanager.predictions.schema import warning_counts, warning_summary
-from mlmanager.predictions.serving import ServedVersion, served_version
+from mlmanager.predictions.serving import ServedVersion, is_image_version, served_version
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,9 @@ def batch_create(
         output_format=output_format,
     )
     temporary_path: Path | None = None
-    if upload is not None:
+    if is_image_version(version):
+        temporary_path = _image_batch_source(batch, upload, dataset, output_format)
+    elif upload is not None:
         if pass_through:
             raise ApplicationError(
                 _("“pass_through” applies to a dataset; an uploaded file keeps all its columns."),
@@ -123,6 +128,33 @@ def batch_create(
     return batch
 
 
+def _image_batch_source(
+    batch: BatchPrediction,
+    upload: UploadedFile | None,
+    dataset: Dataset | None,
+    output_format: str,
+) -> Path:
+    """An image model's batch: a zip upload (its content checked at once, its images by the
+    job), answered into a CSV."""
+    if upload is None or dataset is not None:
+        raise ApplicationError(
+            _("An image model predicts a zip of images: upload a .zip file."), code="not_a_zip"
+        )
+    if output_format != BatchPrediction.Format.CSV:
+        raise ApplicationError(
+            _("An image model's batch result is a CSV (and a zip of masks for a segmentation)."),
+            code="invalid",
+            details={"format": [BatchPrediction.Format.CSV]},
+        )
+    if not upload.size:
+        raise ApplicationError(_("The file is empty."), code="empty_file")
+    temporary_path = Path(upload.temporary_file_path())  # type: ignore[attr-defined]
+    check_zip_upload(temporary_path)
+    batch.original_filename = (upload.name or "images.zip")[:255]
+    batch.source_name = "source.zip"
+    return temporary_path
+
+
 def _checked_pass_through(dataset: Dataset, names: list[str]) -> list[str]:
     require_columns(dataset=dataset, names=names, field="pass_through")
     return list(dict.fromkeys(names))  # the order given, repeats dropped
@@ -134,6 +166,8 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
         raise ApplicationError(_("The batch was deleted before it ran."))
     if batch.version is None:
         raise ApplicationError(_("The model version of this batch was deleted."))
+    if is_image_version(batch.version):
+        return image_batch_work(context, batch)
     served = served_version(batch.version)
     rows_path = _input_rows(context, batch)
     warnings: Counter[str] = Counter()

@@ -1,4 +1,5 @@
-"""The single-prediction form, generated from a version's input schema, and the batch form."""
+"""The single-prediction form, generated from a version's input schema, the batch form, and
+an image model's forms (one image to predict; a review)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from mlmanager.predictions.models import BatchPrediction
+from mlmanager.predictions.models import BatchPrediction, ReviewStatus
+from mlmanager.predictions.reviews import NOTE_MAX_LENGTH
 from mlmanager.predictions.schema import InputField, InputSchema, number_text
 
 # Categories with at most this many values seen in training get a drop-down; more, a text
@@ -147,9 +149,15 @@ class BatchForm(forms.Form):
         label=_("Result format"),
     )
 
-    def __init__(self, *args: Any, datasets: list[tuple[int, str]], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, datasets: list[tuple[int, str]], images: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].widget.choices = [("", "—"), *datasets]  # type: ignore[attr-defined]
+        if images:  # an image model: a zip of images, answered into a CSV (and masks)
+            for name in ("dataset", "pass_through", "format"):
+                del self.fields[name]
+            self.fields["file"].label = _("Zip of images (PNG, JPEG, TIFF, BMP, DICOM)")
 
     def clean_pass_through(self) -> list[str]:
         text = self.cleaned_data.get("pass_through") or ""
@@ -164,3 +172,38 @@ class BatchForm(forms.Form):
 
 class FeedbackForm(forms.Form):
     actual = forms.CharField(label=_("True value"), max_length=500)
+
+
+class ImagePredictForm(forms.Form):
+    """One image for an image model's form (the API takes several)."""
+
+    image = forms.FileField(
+        label=_("Image (PNG, JPEG, TIFF, BMP or DICOM)"),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/*,.dcm,.dicom"}),
+    )
+
+
+class ReviewForm(forms.Form):
+    status = forms.ChoiceField(choices=ReviewStatus.choices, label=_("Review"))
+    label = forms.ChoiceField(
+        required=False,
+        label=_("True label (for a correction)"),
+        choices=[],
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        label=_("Note"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, classes: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [("", "—"), *[(name, name) for name in classes]]  # type: ignore[attr-defined]
+        if not classes:  # a segmentation: confirmed or rejected, no label
+            del self.fields["label"]
+            self.fields["status"].choices = [  # type: ignore[attr-defined]
+                (value, label)
+                for value, label in ReviewStatus.choices
+                if value != ReviewStatus.CORRECTED
+            ]

@@ -4,6 +4,12 @@ A Prediction is one answered row, logged from the UI or the API. Its id is a UUI
 the answer is made, so the response can name it before the buffered log reaches the database
 (see `log`). `feedback` holds the true values a user reports later, per output.
 
+A prediction of an image model (predictions.images) also keeps the image it answered, as the
+PNG the platform re-encoded, under a folder named by the prediction's id in its model's folder
+(`image`; the mask of a segmentation and the overlay sit beside it), and may be reviewed:
+confirmed, corrected with the true label, or rejected, with a note (`review_*`;
+predictions.reviews).
+
 A BatchPrediction is a file of rows (an upload or a dataset) predicted by a Job into a result
 file under a server-chosen folder. A dataset's result holds the model's inputs, the predictions
 and only the columns the caller named (`pass_through`): the result can be downloaded by any
@@ -21,9 +27,22 @@ from django.utils.translation import gettext_lazy as _
 from mlmanager.core.models import TeamOwnedModel
 
 
+def prediction_image_dir(machine_storage_dir: str, prediction_id: str) -> str:
+    """Server-chosen folder for an image prediction's files: the prediction's own UUID, never a
+    name the client sent, inside its model's folder, so deleting the model (which removes its
+    folder) removes its predictions' images with their rows."""
+    return f"{machine_storage_dir}/predictions/{prediction_id}"
+
+
 def batch_storage_dir(team_id: int) -> str:
     """Server-chosen folder for a batch's files: nothing a client sends becomes a path."""
     return f"batches/team-{team_id}/{uuid.uuid4().hex}"
+
+
+class ReviewStatus(models.TextChoices):
+    CONFIRMED = "confirmed", _("Confirmed")
+    CORRECTED = "corrected", _("Corrected")
+    REJECTED = "rejected", _("Rejected")
 
 
 class Prediction(TeamOwnedModel):
@@ -55,6 +74,21 @@ class Prediction(TeamOwnedModel):
     feedback_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The image an image model answered: the storage name of the PNG the platform wrote (see
+    # prediction_image_dir); empty for rows of a table. The buffered log's INSERT leaves it and
+    # the review fields out, hence the database defaults.
+    image = models.CharField(max_length=200, blank=True, default="", db_default="")
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, blank=True, default="", db_default=""
+    )
+    review_label = models.CharField(
+        max_length=200, blank=True, default="", db_default="", help_text=_("The true label.")
+    )
+    review_note = models.TextField(blank=True, default="", db_default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -62,9 +96,41 @@ class Prediction(TeamOwnedModel):
             models.Index(fields=["machine", "-created_at"], name="prediction_machine_recent"),
             models.Index(fields=["team", "-created_at"], name="prediction_team_recent"),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(review_status=ReviewStatus.CORRECTED, review_label=""),
+                name="prediction_correction_has_label",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Prediction {self.pk} of {self.machine_id}"
+
+    @property
+    def is_image(self) -> bool:
+        return bool(self.image)
+
+    @property
+    def image_dir(self) -> str:
+        return self.image.rpartition("/")[0]
+
+    @property
+    def mask_path(self) -> str:
+        """A segmentation's mask (PNG, mode "L", pixel value = class index)."""
+        return f"{self.image_dir}/mask.png"
+
+    @property
+    def overlay_path(self) -> str:
+        """The overlay pages and reports show, written on first use (predictions.images)."""
+        return f"{self.image_dir}/overlay.png"
+
+    def output_name(self) -> str:
+        return next(iter(self.outputs), "")
+
+    def answer(self) -> dict:
+        """The one output's answer of an image prediction (value, confidence, votes...)."""
+        answer = self.outputs.get(self.output_name()) if isinstance(self.outputs, dict) else None
+        return answer if isinstance(answer, dict) else {}
 
 
 class BatchPrediction(TeamOwnedModel):

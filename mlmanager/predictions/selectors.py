@@ -24,7 +24,9 @@ LIVE_ACCURACY_ROWS = 10_000
 
 def predictions_for_caller(*, caller: Caller, machine: Any = None) -> QuerySet[Prediction]:
     """The caller's predictions (of one model); the lists narrow them by predictions.filters."""
-    predictions = Prediction.objects.for_caller(caller).select_related("machine", "user")
+    predictions = Prediction.objects.for_caller(caller).select_related(
+        "machine", "user", "reviewed_by"
+    )
     if machine is not None:
         predictions = predictions.filter(machine=machine)
     return predictions  # type: ignore[return-value]

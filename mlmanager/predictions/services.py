@@ -1,6 +1,7 @@
 """Predictions: answering rows (UI and API), feedback on answers, and a dataset of feedback.
 
-Batch predictions are in `batches`.
+Batch predictions are in `batches` (an image model's zip: `image_batches`); image predictions
+in `images`, their reviews in `reviews` and PDF reports in `reports`.
 """
 
 from __future__ import annotations
@@ -245,6 +246,12 @@ def feedback_dataset_create(*, caller: Caller, machine: Machine) -> Dataset:
     dataset = machine.dataset
     if dataset is None or dataset.status != Dataset.Status.READY:
         raise Conflict(_("The model's dataset is gone or not ready."), code="dataset_missing")
+    if dataset.is_images:
+        # Reviewed images are not rows to append to a table; the log keeps them for review.
+        raise Conflict(
+            _("A dataset of feedback rows is made for table models, not image models."),
+            code="not_a_table_model",
+        )
     rows = Prediction.objects.filter(machine=machine, feedback__isnull=False).values_list(
         "inputs", "feedback"
     )

@@ -26,8 +26,11 @@ from mlmanager.predictions import batches, selectors, services
 from mlmanager.predictions.api import batch_file_response
 from mlmanager.predictions.filters import PredictionFilter
 from mlmanager.predictions.forms import BatchForm, FeedbackForm, PredictForm
-from mlmanager.predictions.models import Prediction
+from mlmanager.predictions.image_batches import masks_file_response
+from mlmanager.predictions.models import BatchPrediction, Prediction
 from mlmanager.predictions.schema import InputSchema
+from mlmanager.predictions.serving import is_image_version
+from mlmanager.predictions.views_images import image_predict
 
 # The filters the model's log offers (predictions.filters).
 MODEL_LOG_FILTERS = ("source", "has_feedback", "version")
@@ -46,6 +49,8 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
     result in; without htmx the whole page comes back with it)."""
     machine = access_machine(caller=request.caller, id=machine_id)
     version = services.version_for_prediction(machine=machine)
+    if is_image_version(version):
+        return image_predict(request, machine, version)
     schema = InputSchema.of_version(version.inputs)
     form = PredictForm(
         request.POST if request.method == "POST" else None,
@@ -171,11 +176,13 @@ def batch_list(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRespon
     machine = access_machine(caller=request.caller, id=machine_id)
     datasets = ready_datasets_for_caller(caller=request.caller, team=machine.team_id)
     choices = [(dataset.pk, dataset.name) for dataset in datasets[:200]]
-    form = BatchForm(datasets=choices)
+    # An image model's batch is a zip of images, answered into a CSV (and masks).
+    images_model = machine.active_version is not None and is_image_version(machine.active_version)
+    form = BatchForm(datasets=choices, images=images_model)
     if request.method == "POST":
         try:
             # Reading request.POST streams the body; the size handler may refuse it.
-            form = BatchForm(request.POST, request.FILES, datasets=choices)
+            form = BatchForm(request.POST, request.FILES, datasets=choices, images=images_model)
             raise_if_upload_too_large(request)
             if form.is_valid():
                 _batch_start(request, machine_id, form.cleaned_data)
@@ -195,6 +202,7 @@ def batch_list(request: AuthenticatedHttpRequest, machine_id: int) -> HttpRespon
             "form": form,
             "page": page,
             "any_running": any(not batch.job.is_finished for batch in page),
+            "images_model": images_model,
         },
     )
 
@@ -210,8 +218,8 @@ def _batch_start(request: AuthenticatedHttpRequest, machine_id: int, data: dict)
         dataset=access_dataset_of_team(caller=request.caller, id=dataset, team_id=machine.team_id)
         if dataset
         else None,
-        output_format=data["format"],
-        pass_through=data["pass_through"],
+        output_format=data.get("format") or BatchPrediction.Format.CSV,
+        pass_through=data.get("pass_through") or None,
     )
 
 
@@ -219,3 +227,9 @@ def _batch_start(request: AuthenticatedHttpRequest, machine_id: int, data: dict)
 def batch_download(request: AuthenticatedHttpRequest, batch_id: int) -> FileResponse:
     batch = selectors.access_batch(caller=request.caller, id=batch_id)
     return batch_file_response(batch)
+
+
+@login_required
+def batch_masks(request: AuthenticatedHttpRequest, batch_id: int) -> FileResponse:
+    batch = selectors.access_batch(caller=request.caller, id=batch_id)
+    return masks_file_response(batch)

@@ -8,7 +8,6 @@ from mlmanager.machines.tests.conftest import (  # noqa: F401 - fixtures
     make_dataset,
 )
 from mlmanager.predictions.tests.conftest import (  # noqa: F401 - fixtures
-    _fresh_model_cache,
     binary_model,
     make_model,
     trained_binary,

@@ -83,16 +83,17 @@ def test_run_serves_processes_demo_data_and_stops_on_ctrl_c(tmp_path: Path) -> N
             except OSError:
                 time.sleep(0.2)
         assert token
-        status = ""
-        for _ in range(150):  # the worker processes the demo dataset
+        ready: dict[str, dict] = {}
+        for _ in range(300):  # the worker processes the two demo datasets
             datasets = _json(f"{base}/api/v1/datasets/", token=token)["results"]
-            status = datasets[0]["status"] if datasets else ""
-            if status == "ready":
+            ready = {found["name"]: found for found in datasets if found["status"] == "ready"}
+            if len(ready) == 2:
                 break
             time.sleep(0.2)
-        assert status == "ready"
-        assert datasets[0]["name"] == "Demo: customer churn"
-        assert datasets[0]["row_count"] == 1000
+        assert sorted(ready) == ["Demo: customer churn", "Demo: handwritten digits (images)"]
+        assert ready["Demo: customer churn"]["row_count"] == 1000
+        digits = ready["Demo: handwritten digits (images)"]
+        assert (digits["kind"], digits["images"]["count"]) == ("images", 1797)
         with socket.create_connection(("127.0.0.1", live_port), timeout=10):
             pass  # the live-update server listens too
     finally:

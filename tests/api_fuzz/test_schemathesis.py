@@ -43,8 +43,10 @@ POSITIVE_DATA_ACCEPTANCE_ALSO_ALLOWS = {
     "POST /api/v1/models/": ("400",),  # outputs, inputs, metric: the dataset's columns
     "PATCH /api/v1/models/{machine_id}/": ("400",),  # as POST /models/
     "POST /api/v1/models/{machine_id}/batch_predictions/": UPLOAD,  # and pass_through columns
-    "POST /api/v1/models/{machine_id}/predict/": ("400",),  # values fit the model's inputs
+    # values fit the model's inputs; images (multipart) to a table model are 415
+    "POST /api/v1/models/{machine_id}/predict/": ("400", "415"),
     "POST /api/v1/predictions/{prediction_id}/feedback/": ("400",),  # the model's classes
+    "POST /api/v1/predictions/{prediction_id}/review/": ("400",),  # a label among the classes
     "POST /api/v1/sensors/": ("400",),  # a band's minimum at most its maximum
     "PATCH /api/v1/sensors/{sensor_id}/": ("400",),  # as POST /sensors/
     "GET /api/v1/sensors/{sensor_id}/readings/": ("400",),  # start before end

@@ -58,7 +58,7 @@ def test_every_operation_documents_its_errors() -> None:
         "message",
     ]
     operations = _operations(schema)
-    assert len(operations) == 113
+    assert len(operations) == 121
     for method, path, operation in operations:
         for status in ("400", "401", "403", "404", "429"):
             content = operation["responses"][status]["content"]

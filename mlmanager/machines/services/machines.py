@@ -115,7 +115,7 @@ def _resolve_outputs(dataset: Dataset, outputs: Any, metric: str | None) -> list
     return resolved
 
 
-def _resolve_budget(level: int | None, time_budget_s: int | None) -> tuple[int | None, int]:
+def resolve_budget(level: int | None, time_budget_s: int | None) -> tuple[int | None, int]:
     if level is not None and time_budget_s is not None:
         raise _invalid(_("Give a level or a time budget in seconds, not both."), "level")
     if time_budget_s is not None:
@@ -193,12 +193,24 @@ def _configure(
     level: int | None,
     time_budget_s: int | None,
 ) -> Configuration:
+    # Imported here: the vision services import this module.
+    from mlmanager.machines.services import vision
+
+    if vision.is_image_dataset(dataset):
+        return vision.configure_image_model(
+            dataset=dataset,
+            outputs=outputs,
+            inputs=inputs,
+            metric=metric,
+            level=level,
+            time_budget_s=time_budget_s,
+        )
     resolved_outputs = _resolve_outputs(dataset, outputs, metric)
     output_names = [output["name"] for output in resolved_outputs]
     if inputs is None:
         inputs = selectors.default_inputs(dataset=dataset, outputs=output_names)
     inputs = list(dict.fromkeys(inputs))  # keep the order, drop repeats
-    level, budget = _resolve_budget(level, time_budget_s)
+    level, budget = resolve_budget(level, time_budget_s)
     training_spec(dataset=dataset, inputs=inputs, outputs=resolved_outputs, time_budget_s=budget)
     return Configuration(inputs=inputs, outputs=resolved_outputs, level=level, time_budget_s=budget)
 
@@ -296,7 +308,12 @@ def machine_update(
         or metric is not None
     )
     if changes_spec:
+        from mlmanager.machines.services.vision import require_matching_kind  # imports this
+
         dataset = require_ready_dataset(machine.dataset)
+        # An image model stays one (and a table model too): its versions, predictions and
+        # pages are of its kind.
+        require_matching_kind(machine=machine, dataset=dataset)
         if outputs is _UNSET:
             outputs = [
                 {"name": output["name"], "task": output["task"]}

@@ -1,4 +1,6 @@
-"""Training runs: starting one (a Job on the "training" queue), the job's work, cancelling."""
+"""Training runs: starting one (a Job on the "training" queue; an image model's on the "gpu"
+queue when a worker with a GPU is live), the job's work, cancelling. Image models' training
+itself is in services.vision."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from mlmanager.engine.training import (
 from mlmanager.engine.training.spec import Candidate
 from mlmanager.jobs.models import Job
 from mlmanager.jobs.runner import JobCancelled, JobContext
+from mlmanager.jobs.selectors import gpu_worker_available
 from mlmanager.jobs.services import (
     job_cancel,
     job_create,
@@ -101,18 +104,36 @@ def training_start(
 
     The choices are checked against the dataset's profile again (it may have been re-typed)
     and kept on the run. A model trains once at a time: a second start is a 409
-    `training_active`, enforced by the database's one-active-run constraint.
+    `training_active`, enforced by the database's one-active-run constraint. An image model's
+    job goes to the "gpu" queue when a live worker takes it (else "training", on the CPU).
     """
+    # Imported here: the vision services import this module.
+    from mlmanager.machines.services import vision
+    from mlmanager.machines.tasks import train_machine, train_machine_on_gpu
+
     user = caller.user
     dataset = require_ready_dataset(machine.dataset)
-    spec = training_spec(
-        dataset=dataset,
-        inputs=list(machine.inputs),
-        outputs=list(machine.outputs),
-        time_budget_s=machine.time_budget_s,
-        seed=seed,
-        max_candidates=max_candidates or _max_candidates_setting(),
-    )
+    vision.require_matching_kind(machine=machine, dataset=dataset)
+    task = train_machine
+    if machine.is_image_model:
+        image_spec = vision.vision_spec(
+            machine=machine, dataset=dataset, seed=seed, max_epochs=vision.max_epochs_setting()
+        )
+        kept_spec = vision.vision_spec_to_json(image_spec, dataset_id=dataset.pk)
+        budget_s, max_candidates = image_spec.time_budget_s, None
+        if gpu_worker_available():
+            task = train_machine_on_gpu
+    else:
+        spec = training_spec(
+            dataset=dataset,
+            inputs=list(machine.inputs),
+            outputs=list(machine.outputs),
+            time_budget_s=machine.time_budget_s,
+            seed=seed,
+            max_candidates=max_candidates or _max_candidates_setting(),
+        )
+        kept_spec = training_spec_to_json(spec, dataset_id=dataset.pk)
+        budget_s, max_candidates = spec.time_budget_s, spec.max_candidates
     training_runs_end_orphaned(machine=machine)
     busy = Conflict(
         _("This model is already training. Wait for the run to end or cancel it."),
@@ -132,10 +153,10 @@ def training_start(
             machine=machine,
             job=job,
             created_by=user,
-            spec=training_spec_to_json(spec, dataset_id=dataset.pk),
+            spec=kept_spec,
             seed=seed,
-            time_budget_s=int(spec.time_budget_s),
-            max_candidates=spec.max_candidates,
+            time_budget_s=int(budget_s),
+            max_candidates=max_candidates,
         )
         # The one-active-run constraint is the database's to enforce (two starts at the same
         # moment both pass the check above); its IntegrityError is the answer.
@@ -146,24 +167,53 @@ def training_start(
         except IntegrityError:
             raise busy from None
         job_set_subject(job=job, subject=run)
-        from mlmanager.machines.tasks import train_machine  # tasks import this module
-
-        job_enqueue(job=job, task=train_machine, run_id=run.pk)
-    logger.info("model %s: run %s queued by user %s", machine.pk, run.pk, caller.user_id)
+        job_enqueue(job=job, task=task, run_id=run.pk)
+    logger.info(
+        "model %s: run %s queued on %s by user %s",
+        machine.pk,
+        run.pk,
+        task.queue_name,
+        caller.user_id,
+    )
     return run
 
 
-class _Watch:
-    """What the engine calls back while it searches: progress to the job and the run, and
-    whether to stop — the user cancelled, or the model or its dataset was deleted."""
+class RunWatch:
+    """Whether a run's engine should stop: the user cancelled, or the model or its dataset was
+    deleted (checked at most every EXISTENCE_CHECK_MIN_INTERVAL_S). The tabular search's and
+    the image training's watches add how each reports progress."""
 
     def __init__(self, context: JobContext, run: TrainingRun, dataset_id: int) -> None:
         self.context = context
         self.run = run
         self.dataset_id = dataset_id
         self.gone = ""  # set once the model or dataset disappears
-        self._last_run_update = 0.0
         self._last_existence_check = time.monotonic()
+
+    def should_cancel(self) -> bool:
+        if self.gone or self.context.is_cancel_requested():
+            return True
+        now = time.monotonic()
+        if now - self._last_existence_check >= EXISTENCE_CHECK_MIN_INTERVAL_S:
+            self._last_existence_check = now
+            self.check_existence()
+        return bool(self.gone)
+
+    def check_existence(self) -> None:
+        if not Machine.objects.filter(pk=self.run.machine_id, dataset_id=self.dataset_id).exists():
+            model_exists = Machine.objects.filter(pk=self.run.machine_id).exists()
+            self.gone = (
+                DATASET_DELETED if model_exists else _("The model was deleted while it trained.")
+            )
+
+
+class _Watch(RunWatch):
+    """What the tabular engine calls back while it searches: progress to the job and the run,
+    and whether to stop."""
+
+    def __init__(self, context: JobContext, run: TrainingRun, dataset_id: int) -> None:
+        super().__init__(context, run, dataset_id)
+        self._last_run_update = 0.0
         self._candidates_logged = 0
         self._progress: Progress | None = None
         # TrainingRun.score_curve: the best search score of each output over time.
@@ -230,22 +280,6 @@ class _Watch:
             )
             self.context.log(f"{candidate.output}: {line}" if several_outputs else line)
 
-    def should_cancel(self) -> bool:
-        if self.gone or self.context.is_cancel_requested():
-            return True
-        now = time.monotonic()
-        if now - self._last_existence_check >= EXISTENCE_CHECK_MIN_INTERVAL_S:
-            self._last_existence_check = now
-            self.check_existence()
-        return bool(self.gone)
-
-    def check_existence(self) -> None:
-        if not Machine.objects.filter(pk=self.run.machine_id, dataset_id=self.dataset_id).exists():
-            model_exists = Machine.objects.filter(pk=self.run.machine_id).exists()
-            self.gone = (
-                DATASET_DELETED if model_exists else _("The model was deleted while it trained.")
-            )
-
 
 def _number(value: Any) -> str:
     if isinstance(value, float):
@@ -300,6 +334,10 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
             _("The dataset is being updated. Train the model again once it is ready."),
             code="dataset_not_ready",
         )
+    if run.spec.get("kind") == "images":
+        from mlmanager.machines.services.vision import vision_run_work  # it imports this module
+
+        return vision_run_work(context, run=run, dataset=dataset)
     parquet = files.materialise(dataset.parquet_path)
     spec = training_spec_from_json(run.spec)
     workdir = files.run_workdir(files.run_partial_dir(machine.storage_dir, run.pk))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -22,6 +22,9 @@ from mlmanager.engine.training import OutputResult, TrainingOutcome
 from mlmanager.machines import files
 from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
 from mlmanager.predictions.schema import recorded_inputs
+
+if TYPE_CHECKING:
+    from mlmanager.engine.vision import VisionOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +100,94 @@ def version_create(
         columns=dataset.columns if dataset is not None else [],
         parquet=dataset_files.materialise(dataset.parquet_path) if dataset is not None else None,
     )
-    files.publish(partial, final)
     best = outputs[0] if outputs else {}
+    return _publish_and_record(
+        run,
+        partial=partial,
+        final=final,
+        inputs=inputs,
+        outputs=outputs,
+        reproducibility=json_safe(outcome.reproducibility),
+        kind=kind,
+        activate=activate,
+        run_fields={
+            "candidates": outcome.candidates,
+            "best_score": finite_or_none((best.get("metrics") or {}).get(best.get("metric"))),
+            "best_estimator": str(best.get("best_estimator") or "")[:100],
+        },
+    )
+
+
+def vision_version_create(
+    *, run: TrainingRun, outcome: VisionOutcome, kind: str, activate: bool
+) -> ModelVersion:
+    """version_create for an image model: the engine's one artifact folder (model.json and a
+    safetensors file per member, each signed) is published with the run's folder like a
+    tabular artifact, and the version records, for its one output, the holdout metrics, the
+    members, the classes, the image size, the folder and its signatures (contract of issue
+    16, §3), with the per-epoch curves."""
+    machine = run.machine
+    partial = files.run_partial_dir(machine.storage_dir, run.pk)
+    final = files.run_dir(machine.storage_dir, run.pk)
+    workdir = files.run_workdir(partial)
+    relative = Path(outcome.artifact_dir).resolve().relative_to(workdir.resolve())
+    output: dict[str, Any] = next(iter(run.spec.get("outputs") or []), {})
+    record = json_safe(
+        {
+            "name": output.get("name"),
+            "task": outcome.task,
+            "metric": outcome.metric,
+            "metrics": outcome.metrics,
+            "members": outcome.members,
+            "classes": outcome.classes,
+            "image_size": outcome.image_size,
+            "channels": outcome.channels,
+            "artifact_dir": final if relative == Path(".") else f"{final}/{relative.as_posix()}",
+            "signatures": outcome.signatures,
+            "curves": outcome.curves,
+        }
+    )
+    reproducibility = json_safe({**outcome.reproducibility, "elapsed_s": outcome.elapsed_s})
+    members = record["members"] or []
+    best_member: dict[str, Any] = max(
+        (member for member in members if finite_or_none(member.get("val_metric")) is not None),
+        key=lambda member: member["val_metric"],
+        default={},
+    )
+    return _publish_and_record(
+        run,
+        partial=partial,
+        final=final,
+        inputs=[{"name": "image", "type": "image"}],
+        outputs=[record],
+        reproducibility=reproducibility,
+        kind=kind,
+        activate=activate,
+        run_fields={
+            # An image run's "candidates" are the epochs its members trained.
+            "candidates": sum(int(member.get("epochs") or 0) for member in members),
+            "best_score": finite_or_none((record["metrics"] or {}).get(record["metric"])),
+            "best_estimator": str(best_member.get("architecture") or "")[:100],
+        },
+    )
+
+
+def _publish_and_record(
+    run: TrainingRun,
+    *,
+    partial: str,
+    final: str,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    reproducibility: dict[str, Any],
+    kind: str,
+    activate: bool,
+    run_fields: dict[str, Any],
+) -> ModelVersion:
+    """Publish the run's folder (one rename), then record the version, end the run (with
+    `run_fields`) and, when asked, activate the version, in one transaction."""
+    machine = run.machine
+    files.publish(partial, final)
     try:
         with transaction.atomic():
             number = (
@@ -115,16 +204,11 @@ def version_create(
                 storage_dir=final,
                 inputs=inputs,
                 outputs=outputs,
-                reproducibility=json_safe(outcome.reproducibility),
+                reproducibility=reproducibility,
             )
             version.full_clean()
             version.save()
-            TrainingRun.objects.filter(pk=run.pk).update(
-                is_active=False,
-                candidates=outcome.candidates,
-                best_score=finite_or_none((best.get("metrics") or {}).get(best.get("metric"))),
-                best_estimator=str(best.get("best_estimator") or "")[:100],
-            )
+            TrainingRun.objects.filter(pk=run.pk).update(is_active=False, **run_fields)
             if activate:
                 Machine.objects.filter(pk=machine.pk).update(active_version=version)
     except BaseException:

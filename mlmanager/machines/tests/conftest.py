@@ -212,3 +212,87 @@ def make_version(machine: Machine, *, number: int = 1, activate: bool = True) ->
         Machine.objects.filter(pk=machine.pk).update(active_version=version)
         machine.active_version = version
     return version
+
+
+# --- image datasets (issue 16): the stored layout of the contract, written by the engine's
+# test writers, with the profile the datasets app records ------------------------------------
+
+DIGITS_PER_CLASS = 12
+SHAPES_COUNT = 40
+
+
+def image_profile(parquet: Path) -> dict[str, Any]:
+    """An image dataset's profile (contract §1) for a `data.parquet` in the stored layout."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet, columns=["label", "mask", "width", "height", "channels"])
+    rows = table.to_pylist()
+    segmentation = any(row["mask"] is not None for row in rows)
+    classes: dict[str, int] = {}
+    for row in rows:
+        if row["label"] is not None:
+            classes[row["label"]] = classes.get(row["label"], 0) + 1
+    images: dict[str, Any] = {
+        "count": len(rows),
+        "task": "segmentation" if segmentation else "classification",
+        "layout": "masks" if segmentation else "folders",
+        "classes": {"circle": len(rows), "square": len(rows)} if segmentation else classes,
+        "skipped": [],
+        "sizes": {
+            side: {
+                "min": min(row[side] for row in rows),
+                "max": max(row[side] for row in rows),
+                "median": sorted(row[side] for row in rows)[len(rows) // 2],
+            }
+            for side in ("width", "height")
+        },
+        "channels": {"1": len(rows)},
+        "confirmed": True,
+    }
+    if segmentation:
+        images["mask_classes"] = ["background", "circle", "square"]
+    target = (
+        {"name": "mask", "type": "mask"}
+        if segmentation
+        else {"name": "label", "type": "categorical"}
+    )
+    return {
+        "kind": "images",
+        "row_count": len(rows),
+        "column_count": 2,
+        "columns": [{"name": "image", "type": "image"}, target],
+        "images": images,
+    }
+
+
+@pytest.fixture
+def make_image_dataset() -> Callable[..., Dataset]:
+    """`make(user, task="classification" | "segmentation")`: a ready image dataset of the
+    user's team — scikit-learn's digits (a few per class) or generated shapes with masks."""
+    from mlmanager.engine.vision.testing import write_digits_dataset, write_shapes_dataset
+
+    def make(user: Any, task: str = "classification", *, name: str = "") -> Dataset:
+        name = name or ("Digits" if task == "classification" else "Shapes")
+        dataset = Dataset(
+            team=user.current_team,
+            created_by=user,
+            name=name,
+            kind="images",
+            original_filename=f"{name}.zip",
+            storage_dir=dataset_storage_dir(user.current_team_id),
+            source_name="source.zip",
+            status=Dataset.Status.READY,
+        )
+        path = local_path(dataset.parquet_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if task == "classification":
+            write_digits_dataset(path, per_class=DIGITS_PER_CLASS)
+        else:
+            write_shapes_dataset(path, count=SHAPES_COUNT, size=32)
+        dataset.profile = image_profile(path)
+        dataset.row_count = dataset.profile["row_count"]
+        dataset.column_count = dataset.profile["column_count"]
+        dataset.save()
+        return dataset
+
+    return make

@@ -20,7 +20,6 @@ from mlmanager.engine.training import OutputSpec, TrainingSpec, train
 from mlmanager.machines import files
 from mlmanager.machines.models import Machine, ModelVersion, machine_storage_dir
 from mlmanager.machines.tests.conftest import make_dataset  # noqa: F401 - a fixture
-from mlmanager.predictions import serving
 
 INPUTS = ["plan", "monthly_fee", "tenure_months", "member", "signup"]
 
@@ -100,11 +99,6 @@ def trained_two_outputs(tmp_path_factory: pytest.TempPathFactory) -> TrainedOutp
     )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_model_cache() -> None:
-    serving.cache.clear()
-
-
 def install_version(
     machine: Machine, trained: TrainedOutputs, *, number: int = 1, activate: bool = True
 ) -> ModelVersion:
@@ -160,3 +154,116 @@ def make_model(make_dataset: Callable[..., Any]) -> Callable[..., Machine]:  # n
 @pytest.fixture
 def binary_model(owner: Any, make_model: Callable[..., Machine], trained_binary: Any) -> Machine:
     return make_model(owner, trained_binary)
+
+
+# --- image models (issue 16) ---------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainedVision:
+    """What a session's image training left: the model's folder and its version record."""
+
+    folder: Path  # the engine's artifact folder
+    output: dict[str, Any]  # ModelVersion.outputs[0], artifact_dir to be set on install
+
+
+def _train_vision(folder: Path, task: str) -> TrainedVision:
+    import torch
+
+    from mlmanager.engine.vision import VisionSpec, train_vision
+    from mlmanager.engine.vision.testing import write_digits_dataset, write_shapes_dataset
+
+    torch.set_num_threads(2)
+    if task == "classification":
+        data = write_digits_dataset(folder / "data.parquet", per_class=8)
+    else:
+        data = write_shapes_dataset(folder / "data.parquet", count=24, size=24)
+    outcome = train_vision(
+        data,
+        VisionSpec(task=task, level=1, time_budget_s=600, seed=0, max_epochs=2),
+        workdir=folder / "work",
+        artifact_key=files.artifact_key(),
+        on_progress=lambda progress: None,
+        should_cancel=lambda: False,
+    )
+    assert outcome.status == "completed", outcome
+    name, metric = ("label", "accuracy") if task == "classification" else ("mask", "dice")
+    return TrainedVision(
+        folder=Path(outcome.artifact_dir),
+        output={
+            "name": name,
+            "task": task,
+            "metric": metric,
+            "metrics": outcome.metrics,
+            "members": outcome.members,
+            "classes": list(outcome.classes),
+            "image_size": outcome.image_size,
+            "signatures": dict(outcome.signatures),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_digits(tmp_path_factory: pytest.TempPathFactory) -> TrainedVision:
+    return _train_vision(tmp_path_factory.mktemp("digits"), "classification")
+
+
+@pytest.fixture(scope="session")
+def trained_shapes(tmp_path_factory: pytest.TempPathFactory) -> TrainedVision:
+    return _train_vision(tmp_path_factory.mktemp("shapes"), "segmentation")
+
+
+def install_vision_version(
+    machine: Machine, trained: TrainedVision, *, number: int = 1
+) -> ModelVersion:
+    """Copy the trained image model under the machine's folder, record it as the active
+    version (as machines' versions service records a finished run)."""
+    storage = f"{machine.storage_dir}/run-v{number}"
+    artifact_dir = f"{storage}/vision"
+    shutil.copytree(trained.folder, local_path(artifact_dir))
+    version = ModelVersion.objects.create(
+        team_id=machine.team_id,
+        machine=machine,
+        number=number,
+        outcome=ModelVersion.Outcome.SUCCEEDED,
+        storage_dir=storage,
+        inputs=[{"name": "image", "type": "image"}],
+        outputs=[{**trained.output, "artifact_dir": artifact_dir}],
+    )
+    Machine.objects.filter(pk=machine.pk).update(active_version=version)
+    machine.active_version = version
+    return version
+
+
+@pytest.fixture
+def make_image_model() -> Callable[..., Machine]:
+    def make(user: Any, trained: TrainedVision, *, name: str = "Digits model") -> Machine:
+        output = trained.output
+        machine = Machine.objects.create(
+            team=user.current_team,
+            created_by=user,
+            name=name,
+            dataset=None,
+            inputs=["image"],
+            outputs=[{"name": output["name"], "task": output["task"], "metric": output["metric"]}],
+            time_budget_s=60,
+            storage_dir=machine_storage_dir(user.current_team_id),
+        )
+        install_vision_version(machine, trained)
+        return machine
+
+    return make
+
+
+@pytest.fixture
+def digits_model(
+    owner: Any, make_image_model: Callable[..., Machine], trained_digits: Any
+) -> Machine:
+    return make_image_model(owner, trained_digits)
+
+
+@pytest.fixture
+def shapes_model(
+    owner: Any, make_image_model: Callable[..., Machine], trained_shapes: Any
+) -> Machine:
+    return make_image_model(owner, trained_shapes, name="Shapes model")

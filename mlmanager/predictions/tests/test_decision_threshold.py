@@ -76,11 +76,6 @@ def _version(owner: Any) -> ModelVersion:
     return version
 
 
-@pytest.fixture(autouse=True)
-def _fresh_model_cache() -> None:
-    serving.cache.clear()
-
-
 @pytest.mark.django_db
 def test_the_threshold_decides_the_label_in_the_api_and_in_batches(owner: Any, api: Any) -> None:
     version = _version(owner)

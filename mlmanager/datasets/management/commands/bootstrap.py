@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,17 @@ from django.core.management.base import BaseCommand
 
 from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.services import admin_bootstrap
+from mlmanager.datasets.demo.digits import write_digits_zip
 from mlmanager.datasets.models import Dataset
 from mlmanager.datasets.services import dataset_create
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "customer_churn.csv"
 DEMO_NAME = "Demo: customer churn"
+DEMO_IMAGES_NAME = "Demo: handwritten digits (images)"
 
 
 class Command(BaseCommand):
-    help = "Create the admin account once and load the demo dataset into the admin's team."
+    help = "Create the admin account once and load the demo datasets into the admin's team."
 
     def handle(self, *args: Any, **options: Any) -> None:
         email = settings.ENV.admin_email
@@ -38,13 +41,19 @@ class Command(BaseCommand):
                 f"  Log in as {email} (password from the first run or MLMANAGER_ADMIN_PASSWORD)"
             )
         team = user.current_team
-        if team is not None and not Dataset.objects.filter(team=team, name=DEMO_NAME).exists():
-            upload = TemporaryUploadedFile(
-                DEMO_FILE.name, "text/csv", DEMO_FILE.stat().st_size, None
-            )
-            upload.write(DEMO_FILE.read_bytes())
-            upload.seek(0)
-            dataset_create(
-                caller=Caller.acting_for(user), upload=upload, name=DEMO_NAME, team_id=team.pk
-            )
-            self.stdout.write(f"  Demo dataset queued: {DEMO_NAME}")
+        if team is None:
+            return
+        caller = Caller.acting_for(user)
+        if not Dataset.objects.filter(team=team, name=DEMO_NAME).exists():
+            self._upload(caller, team.pk, DEMO_NAME, DEMO_FILE.name, DEMO_FILE.read_bytes())
+        if not Dataset.objects.filter(team=team, name=DEMO_IMAGES_NAME).exists():
+            with tempfile.TemporaryDirectory() as folder:
+                archive = write_digits_zip(Path(folder) / "digits.zip")
+                self._upload(caller, team.pk, DEMO_IMAGES_NAME, archive.name, archive.read_bytes())
+
+    def _upload(self, caller: Caller, team_id: int, name: str, filename: str, data: bytes) -> None:
+        upload = TemporaryUploadedFile(filename, "application/octet-stream", len(data), None)
+        upload.write(data)
+        upload.seek(0)
+        dataset_create(caller=caller, upload=upload, name=name, team_id=team_id)
+        self.stdout.write(f"  Demo dataset queued: {name}")
