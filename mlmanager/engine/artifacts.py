@@ -71,22 +71,7 @@ def load_artifact(path: Path, *, key: bytes, expected_signature: str | None = No
     Raises ArtifactError when the file or its signature is missing, or the bytes do not match
     the `.sig` file or `expected_signature`; nothing is unpickled then.
     """
-    _check_key(key)
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        recorded = signature_path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        logger.warning("artifact %s or its signature cannot be read: %s", path, exc)
-        raise ArtifactError() from exc
-    actual = hmac.new(key, data, hashlib.sha256).hexdigest()
-    matches = hmac.compare_digest(actual, recorded)
-    if expected_signature is not None:
-        # Both comparisons always run, so timing does not tell which one failed.
-        matches = hmac.compare_digest(actual, expected_signature.strip()) and matches
-    if not matches:
-        logger.warning("artifact %s does not match its signature; refused", path)
-        raise ArtifactError()
+    data = read_signed_bytes(path, key=key, expected_signature=expected_signature)
     return joblib.load(io.BytesIO(data))
 
 
