@@ -313,19 +313,18 @@ def span_of(
 ) -> Span:
     """The span of `points` ((moment, value), oldest first, at least one) after `previous`.
     The steps are computed as `rate_of_change` computes them, so comparing them is exact."""
+    # `rate_of_change` inline (per_s 1: its product is the quotient itself), without an
+    # Observation per step: the ingest takes the span of every sensor of every batch.
     steepest: float | None = None
-    before = previous
+    before_at, before_value = previous if previous is not None else (None, None)
     for moment, value in points:
-        if before is not None:
-            change = rate_of_change(
-                Observation(
-                    value=value, at=moment, previous_value=before[1], previous_at=before[0]
-                ),
-                per_s=1.0,
-            )
-            if change is not None and (steepest is None or abs(change) > steepest):
-                steepest = abs(change)
-        before = (moment, value)
+        if before_at is not None and value is not None and before_value is not None:
+            elapsed = (moment - before_at).total_seconds()
+            if elapsed > 0:
+                change = abs((value - before_value) / elapsed)
+                if steepest is None or change > steepest:
+                    steepest = change
+        before_at, before_value = moment, value
     values = [value for _moment, value in points]
     return Span(lowest=min(values), highest=max(values), steepest=steepest)
 

@@ -555,11 +555,18 @@ def sensor_series_values(
     latest_wanted: dict[datetime, set[int]] = defaultdict(set)
     window_wanted: dict[tuple[datetime, int, str], set[int]] = defaultdict(set)
     asked: dict[tuple[tuple[Any, ...], datetime], dict[str, Any]] = {}
+    # Each spec object filled and keyed once (the scheduler asks for the same rules' specs
+    # at several moments); the memo holds the object, so its id is not reused meanwhile.
+    seen: dict[int, tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]] = {}
     for raw_spec, at in wanted:
-        spec = _filled(raw_spec)
-        if spec["kind"] != "sensor":
-            raise ValueError("sensor_series_values reads sensor series only")
-        asked[(series_key(spec), at)] = spec
+        memo = seen.get(id(raw_spec))
+        if memo is None:
+            filled = _filled(raw_spec)
+            if filled["kind"] != "sensor":
+                raise ValueError("sensor_series_values reads sensor series only")
+            memo = seen[id(raw_spec)] = (raw_spec, filled, series_key(filled))
+        _raw, spec, key = memo
+        asked[(key, at)] = spec
         latest_wanted[at].add(spec["sensor"])
         if spec["period_s"]:
             window_wanted[(at, spec["period_s"], spec["aggregation"])].add(spec["sensor"])
