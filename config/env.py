@@ -273,6 +273,9 @@ class Environment:
     rollup_retention_days: int  # minute and hour rollups kept, unless a team sets its own
     notify_interval_s: float  # how often due notifications (e-mail, webhooks) are delivered
     webhook_allow_private: bool  # webhooks may POST to private and loopback addresses
+    platform_log_retention_days: int  # warnings and errors kept in the platform log
+    billing: bool  # credits, prices, quotas and the marketplace (mlmanager/billing); off: free
+    billing_currency: str  # the one currency of every account (ISO 4217 code)
 
     @property
     def is_production(self) -> bool:
@@ -377,7 +380,17 @@ def read_environment() -> Environment:
         notify_interval_s=_float("MLMANAGER_NOTIFY_INTERVAL_S", 10.0) or 10.0,
         # SSRF: in production a webhook may not reach the servers' own network unless asked.
         webhook_allow_private=_bool("MLMANAGER_WEBHOOK_ALLOW_PRIVATE", default=not production),
+        platform_log_retention_days=_positive_int("MLMANAGER_PLATFORM_LOG_RETENTION_DAYS", 30),
+        billing=_bool("MLMANAGER_BILLING", default=False),
+        billing_currency=_currency("MLMANAGER_BILLING_CURRENCY", "USD"),
     )
+
+
+def _currency(name: str, default: str) -> str:
+    raw = os.environ.get(name, "").strip().upper() or default
+    if len(raw) != 3 or not raw.isalpha() or not raw.isascii():
+        raise ConfigurationError(f"{name} must be a three-letter currency code, not {raw!r}")
+    return raw
 
 
 def _mqtt_url(name: str) -> str:

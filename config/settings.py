@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "mlmanager.predictions",
     "mlmanager.sites",
     "mlmanager.monitoring",
+    "mlmanager.billing",
+    "mlmanager.marketplace",
+    "mlmanager.consulting",
     "mlmanager.live",
     "mlmanager.ops",
 ]
@@ -54,6 +57,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it counts and times every request, including those other middleware answer.
     "mlmanager.ops.middleware.RequestMetricsMiddleware",
+    # Each request's id and client address on the platform log entries logged meanwhile.
+    "mlmanager.ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # django-csp's, adding the live socket to connect-src (CONTENT_SECURITY_POLICY below).
     "mlmanager.live.csp.LiveSocketCSPMiddleware",
@@ -213,6 +218,9 @@ MLMANAGER_ROLLUP_RETENTION_DAYS = ENV.rollup_retention_days
 # a team admin must not reach the servers' own network through a webhook; SSRF).
 MLMANAGER_NOTIFY_INTERVAL_S = ENV.notify_interval_s
 MLMANAGER_WEBHOOK_ALLOW_PRIVATE = ENV.webhook_allow_private
+# Billing (mlmanager/billing): off by default, and then nothing is priced, charged or limited.
+MLMANAGER_BILLING = ENV.billing
+MLMANAGER_BILLING_CURRENCY = ENV.billing_currency
 
 MLMANAGER_SIGNUP_OPEN = ENV.signup_open
 MLMANAGER_SITE_URL = ENV.site_url
@@ -341,7 +349,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mlmanager.core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Per-user limits on every API call; predict and the sign-in endpoints set their own.
-    "DEFAULT_THROTTLE_CLASSES": ["mlmanager.core.throttling.ApiRateThrottle"],
+    # Billing's per-team API requests per minute (the plan's quota; nothing with billing off).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "mlmanager.core.throttling.ApiRateThrottle",
+        "mlmanager.billing.throttling.TeamApiRateThrottle",
+    ],
     # DRF's rule for the client address, set to the same number as core.throttling's.
     "NUM_PROXIES": ENV.trusted_proxies,
 }
@@ -367,6 +379,11 @@ SPECTACULAR_SETTINGS = {
         "DatasetStatusEnum": "mlmanager.datasets.models.Dataset.Status",
         "RoleEnum": "mlmanager.accounts.models.Membership.Role",
         "ReviewStatusEnum": "mlmanager.predictions.models.ReviewStatus",
+        "DatasetKindEnum": "mlmanager.datasets.models.Dataset.Kind",
+        "ListingKindEnum": "mlmanager.marketplace.models.Listing.Kind",
+        "ListingCategoryEnum": "mlmanager.marketplace.models.Listing.Category",
+        "OperationKindEnum": "mlmanager.billing.models.Operation.Kind",
+        "ConsultingCategoryEnum": "mlmanager.consulting.models.ConsultingRequest.Category",
     },
 }
 
@@ -383,9 +400,15 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if ENV.log_format == "json" else "plain",
-        }
+        },
+        # Warnings and errors also into the database, for the staff's platform log page; it
+        # queues and never blocks or fails the caller (mlmanager/ops/platform_log.py).
+        "platform_log": {
+            "class": "mlmanager.ops.platform_log.PlatformLogHandler",
+            "level": "WARNING",
+        },
     },
-    "root": {"handlers": ["console"], "level": ENV.log_level},
+    "root": {"handlers": ["console", "platform_log"], "level": ENV.log_level},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # JSON: Django's own handlers (DEBUG's console, runserver's) would print plain text
@@ -407,6 +430,10 @@ LOGGING = {
 # dependencies /readyz checks.
 MLMANAGER_METRICS_TOKEN = ENV.metrics_token
 MLMANAGER_METRICS_OPEN = not ENV.is_production
+# The platform log (ops.platform_log): entries older than this are deleted hourly. The tests
+# switch the handler off (conftest.py) except where they test it.
+MLMANAGER_PLATFORM_LOG_RETENTION_DAYS = ENV.platform_log_retention_days
+MLMANAGER_PLATFORM_LOG_ENABLED = True
 REDIS_URL = ENV.redis_url
 # Load balancers probe and Prometheus scrapes each web server directly over plain HTTP (TLS
 # ends at the proxy): a redirect to https would fail their checks. Matched against the path

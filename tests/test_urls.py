@@ -118,6 +118,49 @@ ROUTES = {
     "predictions:report": "predictions/<uuid:prediction_id>/report.pdf",
     "predictions:review": "predictions/<uuid:prediction_id>/review/",
     "predictions:batch_masks": "batches/<int:batch_id>/masks/",
+    # Issue 17: the platform log (staff).
+    "ops:platform_log": "ops/platform-log/",
+    "ops:platform_log_entry": "ops/platform-log/<int:entry_id>/",
+    # Issue 17: billing (account, ledger, prices, coupons, credits, payments, statements).
+    "api:billing-account": "api/v1/billing/account/",
+    "api:billing-ledger": "api/v1/billing/ledger/",
+    "api:billing-prices": "api/v1/billing/prices/",
+    "api:billing-credits": "api/v1/billing/credits/",
+    "api:billing-coupons": "api/v1/billing/coupons/",
+    "api:billing-coupons-redeem": "api/v1/billing/coupons/redeem/",
+    "api:billing-payments": "api/v1/billing/payments/",
+    "api:billing-statement": "api/v1/billing/statements/<str:month>/",
+    "billing:index": "billing/",
+    "billing:redeem": "billing/redeem/",
+    "billing:ledger": "billing/ledger/",
+    "billing:statements": "billing/statements/",
+    "billing:statement": "billing/statements/<str:month>/",
+    "billing:staff": "billing/staff/",
+    # Issue 17: the training estimate (billing.api_estimate).
+    "api:model-estimate": "api/v1/models/<int:machine_id>/estimate/",
+    # Issue 17: quotas (usage page and API).
+    "api:billing-usage": "api/v1/billing/usage/",
+    "billing:usage": "billing/usage/",
+    # Issue 17: the marketplace.
+    "api:marketplace-listings": "api/v1/marketplace/listings/",
+    "api:marketplace-listing": "api/v1/marketplace/listings/<int:listing_id>/",
+    "api:marketplace-listing-predict": "api/v1/marketplace/listings/<int:listing_id>/predict/",
+    "api:marketplace-listing-buy-data": "api/v1/marketplace/listings/<int:listing_id>/buy_data/",
+    "api:marketplace-listing-data": "api/v1/marketplace/listings/<int:listing_id>/data/",
+    "api:marketplace-listing-copy": "api/v1/marketplace/listings/<int:listing_id>/copy/",
+    "api:marketplace-listing-push-update": (
+        "api/v1/marketplace/listings/<int:listing_id>/push_update/"
+    ),
+    "marketplace:catalogue": "marketplace/",
+    "marketplace:mine": "marketplace/mine/",
+    "marketplace:publish": "marketplace/publish/<int:machine_id>/",
+    "marketplace:listing": "marketplace/<int:listing_id>/",
+    "marketplace:try": "marketplace/<int:listing_id>/try/",
+    "marketplace:buy_data": "marketplace/<int:listing_id>/buy_data/",
+    "marketplace:data": "marketplace/<int:listing_id>/data/",
+    "marketplace:copy": "marketplace/<int:listing_id>/copy/",
+    "marketplace:toggle": "marketplace/<int:listing_id>/toggle/",
+    "marketplace:push_update": "marketplace/<int:listing_id>/push_update/",
 }
 
 # Routes added since the snapshot, by apps that came later; they must not shadow the above.
@@ -138,6 +181,8 @@ ADDED_NAMESPACES = (
     "api:report",
     "api:webhook",
     "api:notification",
+    "consulting:",
+    "api:consulting",
 )
 
 SAMPLE_ARGUMENTS = {

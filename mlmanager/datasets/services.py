@@ -18,6 +18,7 @@ from mlmanager.accounts.caller import Caller
 from mlmanager.accounts.selectors import access_team, current_team_for
 from mlmanager.audit.models import AuditAction
 from mlmanager.audit.services import audit_record
+from mlmanager.billing.services import quotas
 from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files
@@ -223,7 +224,10 @@ def _store_and_process(
         with files.writing(dataset.source_path) as destination:
             write_source(destination)
             dataset.size_bytes = destination.stat().st_size
+        # The plan's limits (billing on only): 403 past the storage, 429 at the jobs limit.
+        quotas.quota_check_storage(team_id=team.pk, adding_bytes=dataset.size_bytes)
         with transaction.atomic():
+            quotas.quota_check_jobs(team_id=team.pk)
             dataset.save()
             job = job_create(
                 team=team,

@@ -1,7 +1,9 @@
-"""Counts every request and times it, for /metrics (ops.metrics).
+"""Counts every request and times it, for /metrics (ops.metrics); binds it to the platform
+log's entries (RequestContextMiddleware, second).
 
-First in MIDDLEWARE, so it also sees what the other middleware answer by themselves (a host
-that is not allowed, static files, redirects) and the time they take.
+RequestMetricsMiddleware is first in MIDDLEWARE, so it also sees what the other middleware
+answer by themselves (a host that is not allowed, static files, redirects) and the time they
+take.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from mlmanager.ops.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from mlmanager.ops.platform_log import request_bound
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +62,18 @@ class RequestMetricsMiddleware:
         # view_name carries the namespace ("api:model-predict"); without a url name it would
         # be the view's dotted path, bounded too, but not what the label promises.
         return match.view_name if match.url_name else UNNAMED
+
+
+class RequestContextMiddleware:
+    """Binds each request to what is logged while answering it: the platform log's entries
+    carry its id and the client's address (ops.platform_log.request_bound). The id is also
+    returned as X-Request-ID, so a person reporting an error can name the entries."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with request_bound(request) as request_id:
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response

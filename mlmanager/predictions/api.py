@@ -27,6 +27,7 @@ from mlmanager.accounts.authentication import (
     set_request_caller,
 )
 from mlmanager.accounts.services import api_token_touch
+from mlmanager.billing.throttling import TeamApiRateThrottle
 from mlmanager.core.access import Action
 from mlmanager.core.api import StrictCharField
 from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
@@ -106,11 +107,49 @@ class PredictionWarningSerializer(serializers.Serializer[Any]):
     message = serializers.CharField()
 
 
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+# Keys the platform writes itself (a batch's charge): a client's key may not take them.
+RESERVED_IDEMPOTENCY_PREFIXES = ("batch:",)
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="With billing on: a retried request with the same key is charged once (at "
+    f"most {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters).",
+)
+
+
+def idempotency_key_of(request: Request) -> str:
+    """The request's `Idempotency-Key` header, stripped ("" when absent); 400 when it is
+    longer than IDEMPOTENCY_KEY_MAX_LENGTH, holds control characters or a reserved prefix."""
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if (
+        len(key) > IDEMPOTENCY_KEY_MAX_LENGTH
+        or not key.isprintable()
+        or key.startswith(RESERVED_IDEMPOTENCY_PREFIXES)
+    ):
+        raise ApplicationError(
+            _(
+                "The Idempotency-Key header must be at most %(length)s printable characters "
+                "and not start with %(prefixes)s."
+            )
+            % {
+                "length": IDEMPOTENCY_KEY_MAX_LENGTH,
+                "prefixes": ", ".join(RESERVED_IDEMPOTENCY_PREFIXES),
+            },
+            code="invalid_idempotency_key",
+            details={"header": "Idempotency-Key"},
+        )
+    return key
+
+
 class ModelPredictApi(APIView):
     # JSON rows for a table model; multipart images for an image model (the view checks the
     # content type against the model's kind before reading the body).
     parser_classes = [PredictJSONParser, MultiPartParser]
-    throttle_classes = [PredictRateThrottle]  # its own limit, higher than the rest of the API
+    # Its own limit, higher than the rest of the API's; the team's plan counts it as any call.
+    throttle_classes = [PredictRateThrottle, TeamApiRateThrottle]
     # orjson writes a 1 000-row answer in ~0.3 ms where the standard encoder takes ~5 ms.
     renderer_classes = [ORJSONRenderer]
 
@@ -176,7 +215,7 @@ class ModelPredictApi(APIView):
         request.user, request.auth = grant.user, grant
 
     @extend_schema(
-        parameters=[QuerySerializer],
+        parameters=[QuerySerializer, IDEMPOTENCY_KEY_PARAMETER],
         request={
             "application/json": InputSerializer,
             "multipart/form-data": ImageInputSerializer,
@@ -191,6 +230,7 @@ class ModelPredictApi(APIView):
     )
     def post(self, request: Request, machine_id: int) -> Response:
         started = time.perf_counter()
+        idempotency_key = idempotency_key_of(request)
         grant = request.auth if isinstance(request.auth, PredictGrant) else None
         if grant is None:  # a signed-in session
             machine = access_machine_to_predict(caller=api_caller(request), id=machine_id)
@@ -207,7 +247,7 @@ class ModelPredictApi(APIView):
         if isinstance(served, serving.ServedImageVersion):
             if not sends_files:
                 raise serving.images_not_rows()
-            return self._predict_images(request, machine, version, started)
+            return self._predict_images(request, machine, version, started, idempotency_key)
         if sends_files:
             raise serving.rows_not_images()
         body = services.predictions_make(
@@ -217,11 +257,12 @@ class ModelPredictApi(APIView):
             caller=api_caller(request),
             source=Prediction.Source.API,
             started=started,
+            idempotency_key=idempotency_key,
         )
         return Response(body)
 
     def _predict_images(
-        self, request: Request, machine: Any, version: Any, started: float
+        self, request: Request, machine: Any, version: Any, started: float, idempotency_key: str
     ) -> Response:
         limit = settings.MLMANAGER_PREDICT_MAX_BODY_BYTES
         declared = request.META.get("CONTENT_LENGTH")
@@ -236,6 +277,7 @@ class ModelPredictApi(APIView):
             caller=api_caller(request),
             source=Prediction.Source.API,
             started=started,
+            idempotency_key=idempotency_key,
         )
         for prediction in body["predictions"]:
             if "mask_url" in prediction:

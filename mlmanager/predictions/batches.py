@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from mlmanager.accounts.caller import Caller
+from mlmanager.billing.services import charges, quotas, usage
 from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.datasets import files
 from mlmanager.datasets.models import Dataset
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 # Share of the progress bar for converting an upload; predicting takes the rest.
 CONVERSION_SHARE = 20
+# The source a batch's charge names (Operation.details["source"]).
+BATCH_SOURCE = "batch"
 
 
 def batch_create(
@@ -101,6 +104,9 @@ def batch_create(
     else:
         assert dataset is not None
         require_dataset_ready(dataset=dataset)
+        # Its rows are known: refuse now a batch the team could not pay for at its end.
+        quotas.quota_check_predictions(team_id=machine.team_id, rows=dataset.row_count or 0)
+        charges.prediction_affordable(team_id=machine.team_id, rows=dataset.row_count or 0)
         batch.dataset = dataset
         batch.original_filename = dataset.original_filename
         batch.pass_through = _checked_pass_through(dataset, pass_through or [])
@@ -109,6 +115,7 @@ def batch_create(
             with files.writing(batch.source_path) as destination:
                 files.keep_upload(temporary_path, destination)
         with transaction.atomic():
+            quotas.quota_check_jobs(team_id=machine.team_id)
             batch.job = job_create(
                 team=machine.team,
                 created_by=user,
@@ -188,6 +195,7 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
     finally:
         if batch.dataset_id is None:
             files.working_path(batch.input_parquet_path).unlink(missing_ok=True)
+    batch_charge(batch=batch, rows=count)
     BatchPrediction.objects.filter(pk=batch_id).update(
         row_count=count, result_size_bytes=result_size
     )
@@ -195,6 +203,25 @@ def batch_work(context: JobContext, *, batch_id: int) -> dict[str, Any]:
     if any(warnings.values()):
         context.log(warning_summary(warnings))
     return {"batch_id": batch_id, "rows": count, "warnings": dict(warnings)}
+
+
+def batch_charge(*, batch: BatchPrediction, rows: int) -> None:
+    """Charge a batch by the rows it predicted (an image model's: the images answered), once
+    its result is complete. Charged at the end rather than held at the start: an upload's
+    row count is known only once the job has read it, and a batch stopped halfway pays
+    nothing. A retried job charges once (the batch's idempotency key). A refused charge (402)
+    fails the job, and `batch_failed` removes the result: nothing unpaid is delivered. The
+    predictions-per-day quota is checked when a dataset's batch is created (its rows are
+    known then); an upload's rows are counted here but never refused after the work."""
+    with transaction.atomic():
+        charges.prediction_charge(
+            team_id=batch.team_id,
+            rows=rows,
+            source=BATCH_SOURCE,
+            created_by_id=batch.created_by_id,
+            idempotency_key=charges.batch_key(batch.pk),
+        )
+        usage.usage_count_predictions(team_id=batch.team_id, rows=rows)
 
 
 def batch_failed(*, batch_id: int) -> None:

@@ -137,6 +137,11 @@ def image_batch_work(context: JobContext, batch: BatchPrediction) -> dict[str, A
             % {"skipped": counts["skipped"]},
             code="no_images",
         )
+    # Each image answered is a row; charged before the source is deleted, so a refused
+    # charge (402) fails the job with nothing delivered (batches.batch_charge).
+    from mlmanager.predictions.batches import batch_charge  # batches imports this module
+
+    batch_charge(batch=batch, rows=counts["answered"])
     files.delete(batch.source_path)  # the result is the record now
     BatchPrediction.objects.filter(pk=batch.pk).update(
         row_count=counts["rows"], result_size_bytes=result_size

@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 from PIL import Image
 
 from mlmanager.accounts.caller import Caller
+from mlmanager.billing.services import charges, quotas, usage
 from mlmanager.core import storage
 from mlmanager.core.errors import ApplicationError, PayloadTooLarge
 from mlmanager.engine.ingest.images import ImageLimits
@@ -145,12 +146,18 @@ def image_predictions_make(
     source: str = Prediction.Source.API,
     started: float | None = None,
     with_overlay: bool = False,
+    charged: bool = True,
+    idempotency_key: str = "",
 ) -> dict[str, Any]:
     """Answer `images` with the version's ensemble, keep each image (and mask) and log each
     answer. `with_overlay` (the web form) also writes the overlay the page shows at once
     (saliency for a class, the mask for a segmentation); otherwise it is made when first
-    asked for (`overlay_png`)."""
+    asked for (`overlay_png`).
+
+    Billing (see services.predictions_make): an image is a row; the charge is written in the
+    transaction that logs the answers, so a refused charge (402) keeps no image and no log."""
     started = time.perf_counter() if started is None else started
+    quotas.quota_check_predictions(team_id=machine.team_id, rows=len(images))
     served = served_image_version(version)
     pictures = [item.image for item in images]
     parsed_at = time.perf_counter()
@@ -174,6 +181,14 @@ def image_predictions_make(
                 _store(f"{folder}/{OVERLAY_FILE}", _overlay_of(served, item.image, answer))
         total_ms = (time.perf_counter() - started) * 1000
         with transaction.atomic():
+            if charged:
+                charges.prediction_charge(
+                    team_id=machine.team_id,
+                    rows=len(images),
+                    source=source,
+                    created_by_id=caller.user_id,
+                    idempotency_key=idempotency_key,
+                )
             Prediction.objects.bulk_create(
                 [
                     Prediction(
@@ -199,6 +214,7 @@ def image_predictions_make(
         for folder in folders:
             storage.delete_folder(folder)
         raise
+    usage.usage_count_predictions(team_id=machine.team_id, rows=len(images))
     PREDICTIONS.labels(source).inc(len(images))
     predictions = []
     for item, answer in zip(images, shaped, strict=True):

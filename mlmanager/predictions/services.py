@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mlmanager.accounts.caller import Caller
+from mlmanager.billing.services import charges, quotas, usage
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files as dataset_files
 from mlmanager.datasets.models import Dataset
@@ -69,6 +70,8 @@ def predictions_make(
     started: float | None = None,
     explain: bool = False,
     decimal_separator: str = ".",
+    charged: bool = True,
+    idempotency_key: str = "",
 ) -> dict[str, Any]:
     """Answer the rows of `payload` (see InputSchema.parse_payload) and log each answer.
 
@@ -77,14 +80,29 @@ def predictions_make(
     output, the inputs that moved the first row's prediction most (engine `explain_row`).
     `warnings` lists the values training did not see (InputSchema.warnings), the numbers in
     their messages written with `decimal_separator`; the rows are answered all the same.
+
+    With billing on, the rows are charged after they are answered and before anything is
+    logged, so a refused charge (402) leaves no trace; a retry with the same
+    `idempotency_key` charges once. `charged=False`: the caller charges them itself (the
+    marketplace's buyer pays the listing's price instead). With billing off the quota check,
+    charge and usage count each return after reading the setting: no query is added.
     """
     started = time.perf_counter() if started is None else started
     served = served_version(version)
     parsed = served.schema.parse_payload(payload)
     warnings = served.schema.warnings(parsed)
+    quotas.quota_check_predictions(team_id=machine.team_id, rows=parsed.count)
     parsed_at = time.perf_counter()
     answers = predict_rows(served.predictor, parsed.columns)
     answered_at = time.perf_counter()
+    if charged:  # a short transaction of its own: the rows were answered, nothing is logged yet
+        charges.prediction_charge(
+            team_id=machine.team_id,
+            rows=len(answers),
+            source=source,
+            created_by_id=caller.user_id,
+            idempotency_key=idempotency_key,
+        )
     ids = _new_ids(len(answers))
     body = {
         "model": machine.pk,
@@ -102,6 +120,7 @@ def predictions_make(
         "total": round(total_ms, 3),
     }
     _log(machine, version, parsed, answers, ids, caller, source, total_ms)
+    usage.usage_count_predictions(team_id=machine.team_id, rows=len(answers))
     PREDICTIONS.labels(source).inc(len(answers))
     if explain:
         body["explanation"] = explain_row(served.predictor, parsed.columns)

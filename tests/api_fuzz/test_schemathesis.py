@@ -71,6 +71,19 @@ POSITIVE_DATA_ACCEPTANCE_ALSO_ALLOWS = {
     "POST /api/v1/webhooks/": ("400",),  # a public http(s) address (no SSRF)
     "PATCH /api/v1/webhooks/{webhook_id}/": ("400",),  # as POST /webhooks/
     "PUT /api/v1/notification_preferences/": ("400",),  # quiet hours: both ends or none
+    # Consulting: an attachment's content must be of its name's type; a description not only
+    # spaces.
+    "POST /api/v1/consulting/": UPLOAD,
+    # Marketplace: a sample input names the model's inputs; predict rows as the model's own.
+    "POST /api/v1/marketplace/listings/": ("400",),
+    "PATCH /api/v1/marketplace/listings/{listing_id}/": ("400",),
+    "POST /api/v1/marketplace/listings/{listing_id}/predict/": ("400",),
+    # Billing: an amount above zero; a coupon's expiry still to come; a code to redeem that
+    # exists, has not expired or been used up, and the team has not redeemed yet.
+    "POST /api/v1/billing/credits/": ("400",),
+    "POST /api/v1/billing/coupons/": ("400",),
+    "POST /api/v1/billing/coupons/redeem/": ("400",),
+    "POST /api/v1/billing/payments/": ("400",),
 }
 
 

@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import quote
 from django.db import models
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,6 +30,7 @@ from mlmanager.jobs import services as jobs
 from mlmanager.jobs.models import PeriodicSlot, Worker
 from mlmanager.machines.models import Machine, TrainingRun
 from mlmanager.machines.tests.conftest import make_dataset, make_version  # noqa: F401 - fixture
+from mlmanager.ops.models import PlatformLogEntry
 from mlmanager.predictions.models import BatchPrediction, Prediction
 
 
@@ -126,9 +127,80 @@ def one_of_each(staff: User, make_dataset: Callable[..., Dataset]) -> None:  # n
     )
     PeriodicSlot.objects.create(name="reaper", slot=1, claimed_by="host:1")
     RequestCount.objects.create(key="api:user-1:1", count=3, expires_at=1)
+    PlatformLogEntry.objects.create(
+        created_at=now, level=40, logger="mlmanager.probe", message="broke", host="h", process="web"
+    )
     InvitationFactory(team=team, created_by=staff, email="new@example.com")
     api_token_create(caller=Caller.for_session(staff), name="ci", team=team)
     _one_of_each_site_model(staff, team, machine)
+    _one_of_each_consulting_model(staff, team, machine)
+    _one_of_each_marketplace_model(staff, team, machine, version)
+    _one_of_each_billing_model(staff, team, train_job)
+
+
+def _one_of_each_billing_model(staff: User, team: Any, job: Any) -> None:
+    from decimal import Decimal
+
+    from mlmanager.billing.models import (
+        Account,
+        Coupon,
+        CouponRedemption,
+        DailyUsage,
+        Payment,
+        Plan,
+    )
+    from mlmanager.billing.services import ledger
+
+    plan = Plan.objects.create(name="Team", max_concurrent_jobs=2)
+    credit = ledger.credit(team_id=team.pk, kind="credit", amount=Decimal("10"))
+    Account.objects.filter(team=team).update(plan=plan)
+    coupon = Coupon.objects.create(code="WELCOME", amount=Decimal("5"), max_uses=3, uses=1)
+    redeemed = ledger.credit(
+        team_id=team.pk, kind="coupon", amount=Decimal("5"), bucket="promotional"
+    )
+    CouponRedemption.objects.create(coupon=coupon, team=team, operation=redeemed, redeemed_by=staff)
+    Payment.objects.create(
+        team=team, provider="manual", reference="bank-1", amount=Decimal("10"), operation=credit
+    )
+    with override_settings(MLMANAGER_BILLING=True):
+        ledger.reservation_hold(
+            team_id=team.pk,
+            kind="training",
+            key=f"job:{job.pk}",
+            amount=Decimal("1"),
+            job_id=job.pk,
+        )
+    DailyUsage.objects.create(team=team, day=job.created_at.date(), predictions=3)
+
+
+def _one_of_each_marketplace_model(staff: User, team: Any, machine: Machine, version: Any) -> None:
+    from mlmanager.marketplace.models import DataPurchase, Listing, ListingUse, ModelCopy
+
+    listing = Listing.objects.create(
+        team=team, model=machine, kind="prediction_api", title="Churn API", price=1, copy_price=5
+    )
+    buyer = member("owner")
+    copy = Machine.objects.create(
+        team=buyer.current_team,
+        name="Churn copy",
+        outputs=machine.outputs,
+        time_budget_s=60,
+        storage_dir=f"models/team-{buyer.current_team_id}/admin-copy",
+    )
+    ModelCopy.objects.create(
+        team=buyer.current_team, listing=listing, copy=copy, source_version=version
+    )
+    DataPurchase.objects.create(team=buyer.current_team, listing=listing, price=1)
+    ListingUse.objects.create(listing=listing, buyer=buyer.current_team, kind="prediction", rows=3)
+
+
+def _one_of_each_consulting_model(staff: User, team: Any, machine: Machine) -> None:
+    from mlmanager.consulting.models import Consultant, ConsultingRequest
+
+    Consultant.objects.create(user=staff)
+    ConsultingRequest.objects.create(
+        team=team, created_by=staff, category="other", description="Help", model=machine
+    )
 
 
 def _one_of_each_site_model(staff: User, team: Any, machine: Machine) -> None:

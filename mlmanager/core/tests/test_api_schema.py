@@ -58,7 +58,7 @@ def test_every_operation_documents_its_errors() -> None:
         "message",
     ]
     operations = _operations(schema)
-    assert len(operations) == 121
+    assert len(operations) == 149
     for method, path, operation in operations:
         for status in ("400", "401", "403", "404", "429"):
             content = operation["responses"][status]["content"]
@@ -93,10 +93,14 @@ def test_every_list_is_documented_as_a_page() -> None:
         "GET /api/v1/alerts/{alert_id}/comments/",
         "GET /api/v1/alerts/{alert_id}/events/",
         "GET /api/v1/audit/",
+        "GET /api/v1/billing/ledger/",
+        "GET /api/v1/billing/prices/",
         "GET /api/v1/charts/",
+        "GET /api/v1/consulting/",
         "GET /api/v1/dashboards/",
         "GET /api/v1/datasets/",
         "GET /api/v1/jobs/",
+        "GET /api/v1/marketplace/listings/",
         "GET /api/v1/model_attachments/",
         "GET /api/v1/models/",
         "GET /api/v1/models/{machine_id}/batch_predictions/",

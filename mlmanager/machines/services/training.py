@@ -10,10 +10,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from mlmanager.accounts.caller import Caller
+from mlmanager.billing.services import charges, quotas
 from mlmanager.core.errors import ApplicationError, Conflict
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.training import (
@@ -142,6 +144,7 @@ def training_start(
     with transaction.atomic():
         if TrainingRun.objects.filter(machine=machine, is_active=True).exists():
             raise busy
+        quotas.quota_check_jobs(team_id=machine.team_id)
         job = job_create(
             team=machine.team,
             created_by=user,
@@ -167,6 +170,11 @@ def training_start(
         except IntegrityError:
             raise busy from None
         job_set_subject(job=job, subject=run)
+        # The full budget's cost is held with the job: a 402 rolls back the job and the run,
+        # and nothing is queued (the enqueue happens on commit).
+        charges.training_hold(
+            machine=machine, job=job, budget_s=budget_s, gpu=task is train_machine_on_gpu
+        )
         job_enqueue(job=job, task=task, run_id=run.pk)
     logger.info(
         "model %s: run %s queued on %s by user %s",
@@ -454,7 +462,16 @@ def _record(
             )
         raise JobCancelled()
     context.log(_("Version %(number)s is now active.") % {"number": version.number})
+    training_settle_attempt(context)
     return {"machine_id": run.machine_id, "run_id": run.pk, "version": version.number}
+
+
+def training_settle_attempt(context: JobContext) -> None:
+    """A run that succeeded pays the seconds its attempt ran (claim to now), and the rest of
+    its hold is released. Cancelled and failed runs settle in `training_run_end`."""
+    claimed_at = context.claimed_at  # set by the claim this attempt runs under
+    seconds = (timezone.now() - claimed_at).total_seconds() if claimed_at else None
+    charges.training_settle(job_id=context.job_id, seconds=seconds)
 
 
 def _log_search_and_holdout_scores(
@@ -496,8 +513,9 @@ def training_run_end(*, run_id: int, error: str) -> None:
     The reason stays on the job."""
     run = TrainingRun.objects.select_related("machine").filter(pk=run_id).first()
     if run is None:
-        return
+        return  # the billing reaper settles its hold by the job's times
     TrainingRun.objects.filter(pk=run_id).update(is_active=False)
+    charges.training_settle_job(job_id=run.job_id)
     files.remove_dir(files.run_partial_dir(run.machine.storage_dir, run_id))
     logger.info("model %s: run %s ended: %s", run.machine_id, run_id, error)
 

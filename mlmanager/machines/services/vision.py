@@ -42,7 +42,11 @@ from mlmanager.jobs.services import job_is_cancel_requested
 from mlmanager.machines import files
 from mlmanager.machines.models import IMAGE_TASKS, Machine, ModelVersion, TrainingRun
 from mlmanager.machines.services.machines import Configuration, resolve_budget
-from mlmanager.machines.services.training import RUN_UPDATE_MIN_INTERVAL_S, RunWatch
+from mlmanager.machines.services.training import (
+    RUN_UPDATE_MIN_INTERVAL_S,
+    RunWatch,
+    training_settle_attempt,
+)
 from mlmanager.machines.services.versions import finite_or_none, json_safe, vision_version_create
 
 logger = logging.getLogger(__name__)
@@ -455,6 +459,7 @@ def _record(
         )
         raise JobCancelled()
     context.log(_("Version %(number)s is now active.") % {"number": version.number})
+    training_settle_attempt(context)  # cancelled and failed runs settle in training_run_end
     return {"machine_id": run.machine_id, "run_id": run.pk, "version": version.number}
 
 

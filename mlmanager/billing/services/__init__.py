@@ -1,0 +1,1 @@
+"""Billing's services: `ledger` (charges, credits, holds), `prices` (what things cost)."""
