@@ -36,7 +36,12 @@ from mlmanager.machines.selectors import access_machine
 from mlmanager.marketplace import downloads, selectors, services
 from mlmanager.marketplace.filters import ListingFilter
 from mlmanager.marketplace.models import DataPurchase, Listing, ModelCopy
-from mlmanager.predictions.api import ModelPredictApi, PredictJSONParser
+from mlmanager.predictions.api import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    ModelPredictApi,
+    PredictJSONParser,
+    idempotency_key_of,
+)
 
 TEAM_PARAMETER = OpenApiParameter(
     "team",
@@ -277,12 +282,7 @@ class ListingPredictApi(APIView):
     @extend_schema(
         parameters=[
             TEAM_PARAMETER,
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="A retried request with the same key is charged once.",
-            ),
+            IDEMPOTENCY_KEY_PARAMETER,
         ],
         request=ModelPredictApi.InputSerializer,
         responses={200: ModelPredictApi.OutputSerializer, **NOT_ENOUGH_CREDIT},
@@ -297,7 +297,7 @@ class ListingPredictApi(APIView):
             listing=listing,
             buyer=buyer,
             payload=request.data,
-            idempotency_key=request.headers.get("Idempotency-Key", "")[:200],
+            idempotency_key=idempotency_key_of(request),
             started=started,
         )
         return Response(body)

@@ -27,6 +27,7 @@ from mlmanager.accounts.authentication import (
     set_request_caller,
 )
 from mlmanager.accounts.services import api_token_touch
+from mlmanager.billing.services.ledger import billing_enabled
 from mlmanager.billing.throttling import TeamApiRateThrottle
 from mlmanager.core.access import Action
 from mlmanager.core.api import StrictCharField
@@ -122,7 +123,10 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 
 def idempotency_key_of(request: Request) -> str:
     """The request's `Idempotency-Key` header, stripped ("" when absent); 400 when it is
-    longer than IDEMPOTENCY_KEY_MAX_LENGTH, holds control characters or a reserved prefix."""
+    longer than IDEMPOTENCY_KEY_MAX_LENGTH, holds control characters or a reserved prefix.
+    With billing off nothing is charged, so the header is ignored (as it was before billing)."""
+    if not billing_enabled():
+        return ""
     key = (request.headers.get("Idempotency-Key") or "").strip()
     if (
         len(key) > IDEMPOTENCY_KEY_MAX_LENGTH

@@ -79,7 +79,10 @@ def test_a_retry_with_the_same_idempotency_key_is_charged_once(
 
 
 @pytest.mark.django_db
-def test_an_invalid_idempotency_key_is_a_400(api: Any, binary_model: Any) -> None:
+def test_an_invalid_idempotency_key_is_a_400(
+    api: Any, owner: Any, binary_model: Any, billing_on: None, fund: Any
+) -> None:
+    fund(owner.current_team, "1")
     url = predict_url(binary_model)
     for key in ("k" * 201, "batch:1"):
         response = api.post(url, data={"rows": [ROW]}, format="json", HTTP_IDEMPOTENCY_KEY=key)
@@ -228,3 +231,14 @@ def test_images_are_charged_one_row_each_and_a_refusal_keeps_no_image(
     assert (operation.details["rows"], operation.details["source"]) == (2, "api")
     assert _account(owner.current_team).balance == Decimal("1.0001") - 2 * PER_ROW
     assert Prediction.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_with_billing_off_the_idempotency_key_is_ignored(api: Any, binary_model: Any) -> None:
+    response = api.post(
+        predict_url(binary_model),
+        data={"rows": [ROW]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k" * 300,
+    )
+    assert response.status_code == 200
