@@ -22,7 +22,13 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 
 from mlmanager.audit.models import ACTION_GROUPS, AuditAction, AuditEvent
-from mlmanager.core.filters import MAX_ID, FilterSet, PositiveIntegerFilter, start_of_day
+from mlmanager.core.filters import (
+    MAX_ID,
+    FilterSet,
+    PositiveIntegerFilter,
+    created_since,
+    created_until,
+)
 
 
 def action_choices() -> list[tuple[str, Any]]:
@@ -154,17 +160,12 @@ class AuditEventFilter(FilterSet):
     def filter_since(
         self, queryset: QuerySet[AuditEvent], name: str, value: dt.date
     ) -> QuerySet[AuditEvent]:
-        start = value if isinstance(value, dt.datetime) else start_of_day(value)
-        return queryset if start is None else queryset.filter(created_at__gte=start)
+        return created_since(queryset, value)
 
     def filter_until(
         self, queryset: QuerySet[AuditEvent], name: str, value: dt.date
     ) -> QuerySet[AuditEvent]:
-        if isinstance(value, dt.datetime):
-            return queryset.filter(created_at__lte=value)
-        # A day: through the whole day, before the next midnight.
-        end = start_of_day(value + dt.timedelta(days=1)) if value < dt.date.max else None
-        return queryset if end is None else queryset.filter(created_at__lt=end)
+        return created_until(queryset, value)
 
 
 class AuditEventApiFilter(AuditEventFilter):

@@ -138,3 +138,18 @@ def start_of_day(day: dt.date) -> dt.datetime | None:
     except OverflowError:
         return None
     return moment
+
+
+def created_since(queryset: QuerySet[Any], value: dt.date) -> QuerySet[Any]:
+    """Rows created at `value` (a moment) or from the start of that day (a date) on."""
+    start = value if isinstance(value, dt.datetime) else start_of_day(value)
+    return queryset if start is None else queryset.filter(created_at__gte=start)
+
+
+def created_until(queryset: QuerySet[Any], value: dt.date) -> QuerySet[Any]:
+    """Rows created up to `value` (a moment) or through the whole of that day (a date)."""
+    if isinstance(value, dt.datetime):
+        return queryset.filter(created_at__lte=value)
+    # A day: through the whole day, before the next midnight.
+    end = start_of_day(value + dt.timedelta(days=1)) if value < dt.date.max else None
+    return queryset if end is None else queryset.filter(created_at__lt=end)

@@ -17,7 +17,12 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.audit.filters import MomentFilter
-from mlmanager.core.filters import FilterSet, PositiveIntegerFilter, start_of_day
+from mlmanager.core.filters import (
+    FilterSet,
+    PositiveIntegerFilter,
+    created_since,
+    created_until,
+)
 from mlmanager.ops.models import PlatformLogEntry, ProcessKind
 
 LEVEL_CHOICES = [
@@ -85,14 +90,9 @@ class PlatformLogFilter(FilterSet):
     def filter_since(
         self, queryset: QuerySet[PlatformLogEntry], name: str, value: dt.date
     ) -> QuerySet[PlatformLogEntry]:
-        start = value if isinstance(value, dt.datetime) else start_of_day(value)
-        return queryset if start is None else queryset.filter(created_at__gte=start)
+        return created_since(queryset, value)
 
     def filter_until(
         self, queryset: QuerySet[PlatformLogEntry], name: str, value: dt.date
     ) -> QuerySet[PlatformLogEntry]:
-        if isinstance(value, dt.datetime):
-            return queryset.filter(created_at__lte=value)
-        # A day: through the whole day, before the next midnight.
-        end = start_of_day(value + dt.timedelta(days=1)) if value < dt.date.max else None
-        return queryset if end is None else queryset.filter(created_at__lt=end)
+        return created_until(queryset, value)
