@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import admin
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.core.admin import ReadOnlyAdmin
-from mlmanager.jobs.models import Job, PeriodicSlot, Worker
+from mlmanager.jobs.models import Job, PeriodicSlot, Worker, heartbeat_fresh_since
 
 
 @admin.register(Worker)
@@ -48,8 +44,7 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("alive"), boolean=True)
     def alive(self, worker: Worker) -> bool:
-        stale = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
-        return worker.stopped_at is None and worker.heartbeat_at >= stale
+        return worker.stopped_at is None and worker.heartbeat_at >= heartbeat_fresh_since()
 
     def has_add_permission(self, request: object) -> bool:
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.core.models import TeamOwnedModel
@@ -156,3 +158,9 @@ class PeriodicSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} slot {self.slot} ({self.claimed_by})"
+
+
+def heartbeat_fresh_since(now: datetime | None = None) -> datetime:
+    """The oldest heartbeat that still counts as alive: MLMANAGER_JOB_STALE_S before `now`.
+    The one cutoff the reaper, the worker counts and the admin's "alive" column share."""
+    return (now or timezone.now()) - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)

@@ -8,16 +8,14 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Length, Right
-from django.utils import timezone
 
 from mlmanager.accounts.access import access_team_object
 from mlmanager.accounts.caller import Caller
 from mlmanager.core.access import Action
 from mlmanager.core.registries import SubjectLink, job_kinds
-from mlmanager.jobs.models import Job, Worker
+from mlmanager.jobs.models import Job, Worker, heartbeat_fresh_since
 from mlmanager.jobs.workers import GPU_QUEUE
 
 # A job in one of these may still change; a finished one never does.
@@ -200,8 +198,9 @@ def finished_job_durations(*, bounds_s: Sequence[float]) -> list[JobDurations]:
 
 def alive_worker_count() -> int:
     """Workers that have not stopped and heartbeat within MLMANAGER_JOB_STALE_S."""
-    fresh_since = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
-    return Worker.objects.filter(stopped_at__isnull=True, heartbeat_at__gte=fresh_since).count()
+    return Worker.objects.filter(
+        stopped_at__isnull=True, heartbeat_at__gte=heartbeat_fresh_since()
+    ).count()
 
 
 def gpu_worker_available() -> bool:
@@ -213,8 +212,7 @@ def gpu_worker_available() -> bool:
     The queues are compared here rather than in SQL: JSON `contains` is not available on
     SQLite, and live workers are a handful of rows.
     """
-    fresh_since = timezone.now() - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
     live_queues = Worker.objects.filter(
-        stopped_at__isnull=True, heartbeat_at__gte=fresh_since
+        stopped_at__isnull=True, heartbeat_at__gte=heartbeat_fresh_since()
     ).values_list("queues", flat=True)
     return any(GPU_QUEUE in (queues or []) for queues in live_queues)

@@ -20,7 +20,7 @@ from django_tasks import task_backends
 
 from mlmanager.core.errors import Conflict
 from mlmanager.core.registries import job_kinds
-from mlmanager.jobs.models import Job, Worker
+from mlmanager.jobs.models import Job, Worker, heartbeat_fresh_since
 from mlmanager.jobs.signals import job_changed
 
 logger = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:
     Each change is a conditional UPDATE, so two reapers at once change a job once.
     """
     now = now or timezone.now()
-    stale_before = now - timedelta(seconds=settings.MLMANAGER_JOB_STALE_S)
+    stale_before = heartbeat_fresh_since(now)
     reaped: dict[str, list[int]] = {"requeued": [], "failed": [], "resent": []}
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before):
         try:
