@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.core import signals
@@ -26,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular import openapi
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import Direction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -208,6 +209,21 @@ class StrictCharField(serializers.CharField):
         if self.max_length is not None and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
+TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+@extend_schema_field({"type": "string", "pattern": TIME_OF_DAY})
+class TimeOfDayField(serializers.TimeField):
+    """A wall-clock time without a zone, "07:30" or "07:30:00": each recipient's own zone
+    applies, so an offset means nothing and is refused. (The schema's `format: time` would
+    ask for one: RFC 3339's full-time.) DRF's TimeField alone takes "0730" or "7:3" too."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not re.match(TIME_OF_DAY, value):
+            self.fail("invalid", format="HH:MM")
+        return super().to_internal_value(value)
 
 
 class ErrorBodySerializer(serializers.Serializer[Any]):

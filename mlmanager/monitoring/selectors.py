@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast
@@ -119,6 +119,16 @@ def sensors_newest_readings(*, sensor_ids: Iterable[int]) -> dict[int, tuple[dat
     ids = sorted(set(sensor_ids))
     if not ids:
         return {}
+    if connection.vendor == "postgresql":
+        # The ids as an array parameter: the ORM's IN list of 1 000 sensors cost more to
+        # build and bind than the query took.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, last_timestamp, last_value FROM {Sensor._meta.db_table} "  # noqa: S608
+                "WHERE id = ANY(%s) AND last_timestamp IS NOT NULL AND last_value IS NOT NULL",
+                [ids],
+            )
+            return {pk: (stamp, value) for pk, stamp, value in cursor.fetchall()}
     rows = Sensor.objects.filter(
         pk__in=ids, last_timestamp__isnull=False, last_value__isnull=False
     ).values_list("pk", "last_timestamp", "last_value")

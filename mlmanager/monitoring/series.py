@@ -545,45 +545,88 @@ def series_key(spec: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted(_filled(spec).items()))
 
 
+# Spec object id -> (the spec, a copy of it as keyed, its filled copy, its key), for the
+# specs of the rules' definitions the evaluation caches (the same objects at every batch):
+# filling and keying 1 000 specs per ingest batch showed in its profile. The entry holds the
+# spec, so its id is not reused while it is here, and a spec changed since is keyed again.
+# Bounded: cleared when it grows past the limit.
+_SPEC_KEYS: dict[int, tuple[Any, dict[str, Any], dict[str, Any], tuple[Any, ...]]] = {}
+_SPEC_KEYS_MAX = 100_000
+
+
+def _keyed(raw_spec: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The spec filled and its `series_key` (ValueError for a spec that is not a sensor's)."""
+    memo = _SPEC_KEYS.get(id(raw_spec))
+    if memo is not None and memo[0] is raw_spec and memo[1] == raw_spec:
+        return memo[2], memo[3]
+    filled = _filled(raw_spec)
+    if filled["kind"] != "sensor":
+        raise ValueError("sensor_series_values reads sensor series only")
+    if len(_SPEC_KEYS) >= _SPEC_KEYS_MAX:
+        _SPEC_KEYS.clear()
+    key = series_key(filled)
+    _SPEC_KEYS[id(raw_spec)] = (raw_spec, dict(raw_spec), filled, key)
+    return filled, key
+
+
 def sensor_series_values(
     wanted: Iterable[tuple[dict[str, Any], datetime]],
+    *,
+    known_latest: dict[int, tuple[datetime, float]] | None = None,
 ) -> dict[tuple[tuple[Any, ...], datetime], tuple[datetime | None, float | None]]:
     """`series_value` of many sensor series at their moments, keyed by (series_key(spec),
     at): one query for the latest readings per distinct moment and one per distinct window
     (moment, period, aggregation), however many series (the scheduler asks for all its due
-    rules' series at the same `now`)."""
+    rules' series at the same `now`).
+
+    `known_latest`: sensor -> a reading the caller knows to be the sensor's newest at or
+    before its own moment (the ingest: each sensor's newest new value, just stored); a
+    moment asked that is that reading's is answered with it, without reading the sensors."""
     latest_wanted: dict[datetime, set[int]] = defaultdict(set)
     window_wanted: dict[tuple[datetime, int, str], set[int]] = defaultdict(set)
     asked: dict[tuple[tuple[Any, ...], datetime], dict[str, Any]] = {}
-    # Each spec object filled and keyed once (the scheduler asks for the same rules' specs
-    # at several moments); the memo holds the object, so its id is not reused meanwhile.
-    seen: dict[int, tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]] = {}
     for raw_spec, at in wanted:
-        memo = seen.get(id(raw_spec))
-        if memo is None:
-            filled = _filled(raw_spec)
-            if filled["kind"] != "sensor":
-                raise ValueError("sensor_series_values reads sensor series only")
-            memo = seen[id(raw_spec)] = (raw_spec, filled, series_key(filled))
-        _raw, spec, key = memo
+        spec, key = _keyed(raw_spec)
         asked[(key, at)] = spec
         latest_wanted[at].add(spec["sensor"])
         if spec["period_s"]:
             window_wanted[(at, spec["period_s"], spec["aggregation"])].add(spec["sensor"])
+    latest: dict[datetime, dict[int, tuple[datetime, float]]] = {}
+    unknown: dict[datetime, list[int]] = {}
+    for at, ids in latest_wanted.items():
+        known: dict[int, tuple[datetime, float]] = {}
+        rest = []
+        for pk in ids:
+            found = known_latest.get(pk) if known_latest is not None else None
+            if found is not None and found[0] == at:
+                known[pk] = found
+            else:
+                rest.append(pk)
+        latest[at] = known
+        if rest:
+            unknown[at] = rest
     # The sensors' newest readings as the ingest keeps them on their rows: one plain query.
     # Only a sensor with a reading after a moment asked (evaluating the past) is probed in
     # its readings, and a window is read only for the sensors with a reading after its start
     # (for the others it is empty: a silent sensor costs nothing).
-    newest = sensors_newest_readings(
-        sensor_ids={pk for ids in latest_wanted.values() for pk in ids}
-    )
-    latest: dict[datetime, dict[int, tuple[datetime, float]]] = {}
-    for at, ids in latest_wanted.items():
-        known = {pk: newest[pk] for pk in ids if pk in newest and newest[pk][0] <= at}
-        later = [pk for pk in ids if pk in newest and newest[pk][0] > at]
+    probed = {pk for ids in unknown.values() for pk in ids}
+    newest = sensors_newest_readings(sensor_ids=probed) if probed else {}
+    for pk, found in (known_latest or {}).items():
+        if pk not in probed:
+            newest[pk] = found  # its moment's newest at or before it: no later one asked
+    for at, asked_ids in unknown.items():
+        known = latest[at]
+        later = []
+        for pk in asked_ids:
+            found = newest.get(pk)
+            if found is None:
+                continue
+            if found[0] <= at:
+                known[pk] = found
+            else:
+                later.append(pk)
         if later:
             known.update(sensors_latest_readings(sensor_ids=later, at=at))
-        latest[at] = known
     windows: dict[tuple[datetime, int, str], dict[int, float | None]] = {}
     for (at, period, aggregation), ids in window_wanted.items():
         start = at - timedelta(seconds=period)

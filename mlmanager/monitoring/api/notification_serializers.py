@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from mlmanager.core.api import IdField, StrictCharField
+from mlmanager.core.api import IdField, StrictCharField, TimeOfDayField
 from mlmanager.monitoring.models import (
     Notification,
     NotificationPreference,
@@ -44,21 +43,6 @@ class FrequencyField(serializers.ChoiceField):
 
 
 # --- reports -------------------------------------------------------------------------------------
-
-
-TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
-
-
-@extend_schema_field({"type": "string", "pattern": TIME_OF_DAY})
-class TimeOfDayField(serializers.TimeField):
-    """A wall-clock time without a zone, "07:30" or "07:30:00": each recipient's own zone
-    applies, so an offset means nothing and is refused. (The schema's `format: time` would
-    ask for one: RFC 3339's full-time.) DRF's TimeField alone takes "0730" or "7:3" too."""
-
-    def to_internal_value(self, value: Any) -> Any:
-        if not isinstance(value, str) or not re.match(TIME_OF_DAY, value):
-            self.fail("invalid", format="HH:MM")
-        return super().to_internal_value(value)
 
 
 class ReportInputSerializer(serializers.Serializer[Any]):

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -32,6 +31,7 @@ from mlmanager.audit.models import AuditAction
 from mlmanager.audit.services import audit_record
 from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.core.filters import MAX_ID
+from mlmanager.core.schedules import zone_or_utc
 from mlmanager.live.events import user_group
 from mlmanager.machines.selectors import machines_for_caller
 from mlmanager.monitoring.models import (
@@ -79,6 +79,43 @@ def members_who_see(
     return {membership.user_id: membership.user for membership in memberships}
 
 
+def _members_who_see_each(
+    keys: Iterable[tuple[int, int | None, tuple[int, ...] | None]],
+) -> dict[tuple[int, int | None, tuple[int, ...] | None], dict[int, User]]:
+    """`members_who_see` of each (team, site, user ids or None), two queries per team
+    however many sites (an ingest batch's alerts are on up to every site of the team)."""
+    by_team: dict[int, list[tuple[int, int | None, tuple[int, ...] | None]]] = defaultdict(list)
+    for key in keys:
+        by_team[key[0]].append(key)
+    people: dict[tuple[int, int | None, tuple[int, ...] | None], dict[int, User]] = {}
+    for team_id, team_keys in by_team.items():
+        memberships = list(
+            Membership.objects.filter(team_id=team_id, user__is_active=True).select_related("user")
+        )
+        site_ids = {site_id for _team, site_id, _named in team_keys if site_id is not None}
+        granted: dict[int, set[int]] = defaultdict(set)
+        if site_ids:
+            for granted_site, user_id in SiteMembership.objects.filter(
+                site_id__in=site_ids
+            ).values_list("site_id", "user_id"):
+                granted[granted_site].add(user_id)
+        over_every_site = set(TEAM_ROLES_OVER_EVERY_SITE)
+        for key in team_keys:
+            _team, site_id, named = key
+            allowed = None if named is None else set(named)
+            people[key] = {
+                membership.user_id: membership.user
+                for membership in memberships
+                if (allowed is None or membership.user_id in allowed)
+                and (
+                    site_id is None
+                    or membership.role in over_every_site
+                    or membership.user_id in granted[site_id]
+                )
+            }
+    return people
+
+
 @dataclass(frozen=True)
 class Wishes:
     """A person's preferences in one team, or the defaults when they set none."""
@@ -117,13 +154,6 @@ def _wishes(*, team_id: int, user_ids: Iterable[int]) -> dict[int, Wishes]:
     }
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def quiet_until(
     *, now: datetime, time_zone: str, start: time | None, end: time | None
 ) -> datetime | None:
@@ -131,7 +161,7 @@ def quiet_until(
     midnight) that `now` falls in end, in UTC; None outside quiet hours or without them."""
     if start is None or end is None or start == end:
         return None
-    zone = _zone(time_zone)
+    zone = zone_or_utc(time_zone)
     local = now.astimezone(zone)
     moment = local.time().replace(tzinfo=None)
     if start < end:
@@ -297,11 +327,15 @@ class _Audience:
     def load(self, wanted: Sequence[tuple[int, Alert, str, list[dict[str, Any]]]]) -> None:
         users_by_team: dict[int, set[int]] = defaultdict(set)
         webhook_ids: dict[int, set[int]] = defaultdict(set)
+        self.people = _members_who_see_each(
+            {
+                key
+                for _index, alert, _kind, targets in wanted
+                if (key := self._people_key(alert, targets)) is not None
+            }
+        )
         for _index, alert, _kind, targets in wanted:
             key = self._people_key(alert, targets)
-            if key is not None and key not in self.people:
-                team_id, site_id, named = key
-                self.people[key] = members_who_see(team_id=team_id, site_id=site_id, user_ids=named)
             if key is not None:
                 users_by_team[alert.team_id].update(self.people[key])
             webhook_ids[alert.team_id].update(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
 from typing import Any
 
@@ -30,6 +30,7 @@ from mlmanager.accounts.models import User
 from mlmanager.audit.models import AuditAction
 from mlmanager.audit.services import audit_record
 from mlmanager.core.errors import ApplicationError, NotFound
+from mlmanager.core.schedules import latest_slot, zone_or_utc
 from mlmanager.monitoring.access import MonitorAction
 from mlmanager.monitoring.models import Alert, AlertRule, Chart, Dashboard, Report, ReportDelivery
 from mlmanager.monitoring.rendering import Line, Span, chart_png
@@ -42,7 +43,7 @@ from mlmanager.monitoring.selectors import (
     series_names,
 )
 from mlmanager.monitoring.series import series_label, series_points
-from mlmanager.monitoring.services.notifications import _zone, members_who_see
+from mlmanager.monitoring.services.notifications import members_who_see
 
 logger = logging.getLogger(__name__)
 
@@ -241,18 +242,13 @@ def report_delete(*, caller: Caller, report: Report) -> None:
 def report_slot(*, report: Report, time_zone: str, now: datetime) -> datetime:
     """The latest moment at or before `now` the report is due for a recipient in
     `time_zone`: its time of day there, on its weekday for a weekly one (UTC)."""
-    zone = _zone(time_zone)
-    local = now.astimezone(zone)
-    at = report.time_of_day.replace(tzinfo=None)
-    day = local.date()
-    step = timedelta(days=1)
-    if report.frequency == Report.Frequency.WEEKLY:
-        day -= timedelta(days=(day.weekday() - report.weekday) % 7)
-        step = timedelta(days=7)
-    slot = datetime.combine(day, at, tzinfo=zone)
-    if slot > local:
-        slot = datetime.combine(day - step, at, tzinfo=zone)
-    return slot.astimezone(UTC)
+    weekly = report.frequency == Report.Frequency.WEEKLY
+    return latest_slot(
+        now=now,
+        at=report.time_of_day,
+        time_zone=time_zone,
+        weekday=report.weekday if weekly else None,
+    )
 
 
 def reports_send_due(now: datetime | None = None) -> int:
@@ -436,7 +432,7 @@ def _chart_image(
         lines=lines,
         start=start,
         end=end,
-        time_zone=_zone(time_zone),
+        time_zone=zone_or_utc(time_zone),
         spans=[Span(alert.started_at, alert.resolved_at, alert.severity) for alert in alerts],
         no_data_text=_("No data in this period"),
     )
@@ -456,7 +452,7 @@ def report_message(
     cache = cache if cache is not None else {}
     caller = Caller.acting_for(recipient)
     access_report(caller=caller, id=report.pk)  # NotFound when they no longer see it
-    zone = _zone(recipient.time_zone)
+    zone = zone_or_utc(recipient.time_zone)
     parts = []
     for chart in _charts_of(report, caller):
         marked = _chart_alerts(caller=caller, chart=chart, start=start, end=end)
