@@ -33,6 +33,9 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     # past the test's transaction (rows left behind; on SQLite waiting for the test's lock):
     # off, except in mlmanager/ops/tests/test_platform_log.py.
     settings.MLMANAGER_PLATFORM_LOG_ENABLED = False
+    # A developer's MLFLOW_TRACKING_URI must not receive the suite's runs; the MLflow tests
+    # (machines/tests/test_mlflow.py) set their own server.
+    settings.MLFLOW_TRACKING_URI = ""
 
 
 @pytest.fixture(autouse=True)

@@ -276,6 +276,8 @@ class Environment:
     platform_log_retention_days: int  # warnings and errors kept in the platform log
     billing: bool  # credits, prices, quotas and the marketplace (mlmanager/billing); off: free
     billing_currency: str  # the one currency of every account (ISO 4217 code)
+    mlflow_tracking_uri: str  # an MLflow server every finished run is logged to; empty: none
+    graph_sample_rows: int  # rows a dataset graph draws at most (a seeded sample of the rest)
 
     @property
     def is_production(self) -> bool:
@@ -383,7 +385,20 @@ def read_environment() -> Environment:
         platform_log_retention_days=_positive_int("MLMANAGER_PLATFORM_LOG_RETENTION_DAYS", 30),
         billing=_bool("MLMANAGER_BILLING", default=False),
         billing_currency=_currency("MLMANAGER_BILLING_CURRENCY", "USD"),
+        mlflow_tracking_uri=_mlflow_tracking_uri("MLFLOW_TRACKING_URI"),
+        graph_sample_rows=_positive_int("MLMANAGER_GRAPH_SAMPLE_ROWS", 5_000),
     )
+
+
+def _mlflow_tracking_uri(name: str) -> str:
+    """MLflow's own variable: the http(s) address of a tracking server (no local paths: runs are
+    logged through the REST API)."""
+    raw = (os.environ.get(name) or "").strip().rstrip("/")
+    if raw and urlsplit(raw).scheme not in {"http", "https"}:
+        raise ConfigurationError(
+            f"{name} must be an http(s) address of an MLflow server, not {raw!r}"
+        )
+    return raw
 
 
 def _currency(name: str, default: str) -> str:

@@ -222,6 +222,13 @@ MLMANAGER_WEBHOOK_ALLOW_PRIVATE = ENV.webhook_allow_private
 MLMANAGER_BILLING = ENV.billing
 MLMANAGER_BILLING_CURRENCY = ENV.billing_currency
 
+# MLflow (machines/services/mlflow_tracking.py): every finished run is logged to this tracking
+# server in a background job, and versions may be registered there; empty: nothing is sent.
+MLFLOW_TRACKING_URI = ENV.mlflow_tracking_uri
+# Dataset graphs (mlmanager.datasets.graphs) draw at most this many rows, a sample with a fixed
+# seed, so a graph of a large table answers quickly and the same rows every time.
+MLMANAGER_GRAPH_SAMPLE_ROWS = ENV.graph_sample_rows
+
 MLMANAGER_SIGNUP_OPEN = ENV.signup_open
 MLMANAGER_SITE_URL = ENV.site_url
 MLMANAGER_INVITATION_DAYS = 7
@@ -384,6 +391,8 @@ SPECTACULAR_SETTINGS = {
         "ListingCategoryEnum": "mlmanager.marketplace.models.Listing.Category",
         "OperationKindEnum": "mlmanager.billing.models.Operation.Kind",
         "ConsultingCategoryEnum": "mlmanager.consulting.models.ConsultingRequest.Category",
+        "GraphTypeEnum": "mlmanager.datasets.models.DatasetGraph.Type",
+        "GraphFieldEnum": "mlmanager.datasets.graphs.FIELDS",
     },
 }
 
@@ -470,5 +479,12 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Development serves static files straight from the apps; production from collectstatic output.
+# Plotly.js (the dataset graphs) is found in the installed plotly package, not copied into the
+# repository (mlmanager.datasets.plotly_assets).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "mlmanager.datasets.plotly_assets.PlotlyFinder",
+]
 WHITENOISE_USE_FINDERS = not ENV.is_production
 WHITENOISE_AUTOREFRESH = ENV.debug and not ENV.is_production

@@ -103,6 +103,15 @@ NOT_PAGES = {
     "predictions:image",
     "predictions:overlay",
     "predictions:report",
+    # Forms' POST targets and a file download (issue 18)
+    "datasets:append_rows",
+    "datasets:graph_delete",
+    "machines:dataset_change",
+    "machines:experimenter",
+    "machines:aliases",
+    "machines:retraining",
+    "machines:run_rerun",
+    "machines:run_artifact",
 }
 
 
@@ -189,6 +198,23 @@ def _noisy_frame() -> pd.DataFrame:
 # The engine's own words (engine/training/runner.py) while a run searches.
 RUN_MESSAGE = "Trying models: 1,254 tried, best rmse 0.7512 (enet)"
 LOG_LINE = "Read 1,000 rows in 0.35 s"
+
+
+def _ended_run(owner: Any, machine: Machine) -> TrainingRun:
+    """A run of `machine` that is over (a second run to compare with the one training)."""
+    job = jobs.job_create(
+        team=owner.current_team, created_by=owner, kind="machine.train", description="Train"
+    )
+    return TrainingRun.objects.create(
+        team=owner.current_team,
+        machine=machine,
+        job=job,
+        created_by=owner,
+        time_budget_s=60,
+        is_active=False,
+        candidates=1254,
+        best_score=0.7512,
+    )
 
 
 def _running_training(owner: Any, machine: Machine) -> TrainingRun:
@@ -386,6 +412,14 @@ def pages(
         "password change": reverse("accounts:password_change"),
         "password changed": reverse("accounts:password_change_done"),
         "invitation": reverse("accounts:invitation_accept", args=[invitation.token]),
+        "dataset versions": reverse("datasets:versions", args=[dataset.pk]),
+        "dataset relations": f"{reverse('datasets:relations', args=[dataset.pk])}?output=churned",
+        "dataset graphs": reverse("datasets:graphs", args=[dataset.pk]),
+        "model dataset": reverse("machines:dataset", args=[machine.pk]),
+        "runs": reverse("machines:runs", args=[machine.pk]),
+        "runs compare": (
+            f"{reverse('machines:runs_compare')}?ids={_ended_run(owner, machine).pk},{training.pk}"
+        ),
         **_image_pages(owner, client, run_jobs),
     }
 

@@ -41,10 +41,27 @@ class AuditAction(models.TextChoices):
     TOKEN_REVOKED = "token.revoked", _("API token revoked")
     DATASET_DELETED = "dataset.deleted", _("Dataset deleted")
     MODEL_DELETED = "model.deleted", _("Model deleted")
+    MODEL_ALIAS_SET = "model.alias_set", _("Model alias set")
+    MODEL_ALIAS_DELETED = "model.alias_deleted", _("Model alias deleted")
+    MODEL_RETRAINING_CHANGED = "model.retraining_changed", _("Retraining policy changed")
+    MODEL_RETRAINING_DECIDED = "model.retraining_decided", _("Retraining decision")
+    # Target: the model; changes: the rules before and after (machines.services.experimenter).
+    MODEL_EXPERIMENTER_SET = "model.experimenter_set", _("Experimenter rules set")
+    MODEL_EXPERIMENTER_DELETED = "model.experimenter_deleted", _("Experimenter rules removed")
+    # Target: the model; changes: the dataset's id before and after (a new version of its
+    # dataset, or another dataset of the same columns).
+    MODEL_DATASET_CHANGED = "model.dataset_changed", _("Model's dataset changed")
+    # Target: the new version; details: its parent, the rows added and where they came from.
+    DATASET_VERSION_CREATED = "dataset.version_created", _("Dataset version created")
     MODEL_VERSION_ACTIVATED = "model_version.activated", _("Model version activated")
     MODEL_VERSION_THRESHOLD_CHANGED = (
         "model_version.threshold_changed",
         _("Decision threshold changed"),
+    )
+    # Target: the version; details: the MLflow registered model's name and version number.
+    MODEL_VERSION_MLFLOW_REGISTERED = (
+        "model_version.mlflow_registered",
+        _("Model version registered in MLflow"),
     )
     SITE_CREATED = "site.created", _("Site created")
     SITE_CHANGED = "site.changed", _("Site changed")

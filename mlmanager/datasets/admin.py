@@ -7,8 +7,9 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from mlmanager.core.admin import ReadOnlyAdmin
 from mlmanager.datasets import services
-from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.models import Dataset, DatasetGraph
 
 
 @admin.register(Dataset)
@@ -41,3 +42,14 @@ class DatasetAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> None:
         for dataset in queryset.select_related("job"):
             services.dataset_delete(caller=request.caller, dataset=dataset)  # type: ignore[attr-defined]
+
+
+@admin.register(DatasetGraph)
+class DatasetGraphAdmin(ReadOnlyAdmin):
+    """Graphs are made on the dataset's Graphs page, which checks their columns; staff read
+    them here (and may delete one)."""
+
+    list_display = ["title", "type", "dataset", "team", "created_by", "created_at"]
+    list_filter = ["type"]
+    search_fields = ["title", "dataset__name", "team__name"]
+    list_select_related = ["dataset", "team", "created_by"]

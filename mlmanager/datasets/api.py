@@ -80,10 +80,20 @@ class DatasetOutputSerializer(serializers.ModelSerializer[Dataset]):
             "error",
             "row_count",
             "column_count",
+            "checksum",
             "job",
+            "parent",
+            "version",
+            "rows_added",
             "created_at",
             "updated_at",
         ]
+        extra_kwargs = {
+            "checksum": {
+                "help_text": "sha256 (hex) of the stored Parquet file, set when it is "
+                "processed; empty for a dataset processed before checksums were kept."
+            }
+        }
 
     @extend_schema_field(ImagesBlockSerializer(allow_null=True))
     def get_images(self, dataset: Dataset) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mlmanager.datasets import api
+from mlmanager.datasets import api, api_graphs, api_relations, api_versions
 
 # The resources GET /api/v1/ lists: the name it shows -> the URL name in this module.
 index = {"datasets": "datasets"}
@@ -27,8 +27,39 @@ urlpatterns = [
         name="dataset-image-file",
     ),
     path(
+        "datasets/<int:dataset_id>/relations/",
+        api_relations.DatasetRelationsApi.as_view(),
+        name="dataset-relations",
+    ),
+    path(
+        "datasets/<int:dataset_id>/rows/",
+        api_versions.DatasetRowsAppendApi.as_view(),
+        name="dataset-rows",
+    ),
+    path(
+        "datasets/<int:dataset_id>/versions/",
+        api_versions.DatasetVersionListApi.as_view(),
+        name="dataset-versions",
+    ),
+    path(
         "datasets/<int:dataset_id>/confirm/",
         api.DatasetConfirmApi.as_view(),
         name="dataset-confirm",
+    ),
+    path("graph_types/", api_graphs.GraphTypeListApi.as_view(), name="graph-types"),
+    path(
+        "datasets/<int:dataset_id>/graphs/",
+        api_graphs.DatasetGraphListCreateApi.as_view(),
+        name="dataset-graphs",
+    ),
+    path(
+        "datasets/<int:dataset_id>/graphs/<int:graph_id>/",
+        api_graphs.DatasetGraphDetailApi.as_view(),
+        name="dataset-graph",
+    ),
+    path(
+        "datasets/<int:dataset_id>/graphs/<int:graph_id>/figure/",
+        api_graphs.DatasetGraphFigureApi.as_view(),
+        name="dataset-graph-figure",
     ),
 ]

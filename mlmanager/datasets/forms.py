@@ -27,3 +27,13 @@ class ColumnTypeForm(forms.Form):
     type = forms.ChoiceField(
         choices=[("", _("detected")), *[(t, t) for t in COLUMN_TYPES]], required=False
     )
+
+
+class AppendRowsForm(forms.Form):
+    """Rows to append to a table, as a file (a new version of the dataset)."""
+
+    file = forms.FileField(
+        label=_("File of rows"),
+        allow_empty_file=True,  # the service explains emptiness in its own words
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(sorted(SUPPORTED_EXTENSIONS))}),
+    )

@@ -79,12 +79,34 @@ class Dataset(TeamOwnedModel):
     profile = models.JSONField(default=dict, blank=True)
     ingest_report = models.JSONField(default=dict, blank=True)
     type_overrides = models.JSONField(default=dict, blank=True)
+    # sha256 (hex) of the stored Parquet file, set each time processing writes it: a run
+    # records it, so a re-run can tell whether the data is still what it trained on.
+    checksum = models.CharField(max_length=64, blank=True)
     job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Versions (datasets.versions): a version is a dataset of its own whose file is its
+    # parent's rows plus `rows_added` rows. `lineage` is the pk of the family's first dataset
+    # (a number, not a key: the family stays one when that dataset is deleted); `rows_origin`
+    # says where the rows came from ({"source": "api" | "file" | "feedback", ...}).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    version = models.PositiveIntegerField(default=1)
+    rows_added = models.BigIntegerField(null=True, blank=True)
+    lineage = models.BigIntegerField(null=True, blank=True, db_index=True)
+    rows_origin = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            # Two appends to one family at once cannot both become "v3".
+            models.UniqueConstraint(
+                fields=["lineage", "version"],
+                condition=models.Q(lineage__isnull=False),
+                name="dataset_lineage_version_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -131,3 +153,47 @@ class Dataset(TeamOwnedModel):
     def delimiter_is_tab(self) -> bool:
         """A tab is invisible on the page, so it is named instead."""
         return self.ingest_report.get("delimiter") == "\t"
+
+
+class DatasetGraph(TeamOwnedModel):
+    """A graph of a table dataset a member saved: its type (one of `datasets.graphs.GRAPH_TYPES`)
+    and the columns it draws in each role. The figure itself is drawn on request from a sample
+    of the dataset's Parquet file (datasets.graphs.graph_figure), never stored."""
+
+    class Type(models.TextChoices):
+        SCATTER = "scatter", _("Scatter")
+        LINE = "line", _("Line / time series")
+        HISTOGRAM = "histogram", _("Histogram")
+        BOX = "box", _("Box")
+        VIOLIN = "violin", _("Violin")
+        BAR = "bar", _("Bar")
+        HEATMAP = "heatmap", _("Heatmap (correlations)")
+        PAIR = "pair", _("Pair grid")
+        DENSITY = "density", _("Density")
+        PIE = "pie", _("Pie")
+        AREA = "area", _("Area")
+        BUBBLE = "bubble", _("Bubble")
+        SCATTER_3D = "scatter_3d", _("3-D scatter")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="graphs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=12, choices=Type.choices)
+    x = models.CharField(max_length=255, blank=True)
+    y = models.CharField(max_length=255, blank=True)
+    z = models.CharField(max_length=255, blank=True)
+    hue = models.CharField(max_length=255, blank=True)
+    size = models.CharField(max_length=255, blank=True)
+    style = models.CharField(max_length=255, blank=True)
+    col = models.CharField(max_length=255, blank=True)
+    row = models.CharField(max_length=255, blank=True)
+    # Heatmap and pair grid: the columns drawn (empty: the dataset's numeric columns).
+    columns = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.title or self.get_type_display()

@@ -3,6 +3,8 @@ and the confirmation of what an image archive was detected to be."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -23,6 +25,7 @@ from mlmanager.core.access import Action
 from mlmanager.core.errors import ApplicationError, Conflict, NotFound
 from mlmanager.datasets import files
 from mlmanager.datasets.jobs import DATASET_PROCESS
+from mlmanager.datasets.json_columns import attach_json_expansions, expand_json_in_job
 from mlmanager.datasets.models import Dataset, dataset_storage_dir, reading_facts
 from mlmanager.datasets.selectors import require_dataset_ready, require_table
 from mlmanager.engine.ingest import (
@@ -271,6 +274,7 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
             for note in report.notes:
                 context.log(note)
             reading = report.to_dict()
+            reading["json_columns"] = expand_json_in_job(context, parquet)
             Dataset.objects.filter(pk=dataset_id).update(ingest_report=reading)
         context.check_cancelled()
         number_format = reading_number_format(reading)
@@ -287,11 +291,14 @@ def dataset_process(context: JobContext, *, dataset_id: int) -> dict[str, Any]:
             number_format=number_format,
             missing_tokens=reading.get("missing_tokens", {}),
         )
+        checksum = file_sha256(parquet)  # the bytes stored as the block ends
     _attach_conversions(profile, reading.get("conversions", []))
+    attach_json_expansions(profile, reading.get("json_columns", []))
     context.check_cancelled()
     updated = Dataset.objects.filter(pk=dataset_id).update(
         status=Dataset.Status.READY,
         error="",
+        checksum=checksum,
         profile=profile,
         row_count=profile["row_count"],
         column_count=profile["column_count"],
@@ -324,6 +331,7 @@ def _process_images(context: JobContext, dataset: Dataset) -> dict[str, Any]:
             if error.code == "cancelled":
                 raise JobCancelled() from None
             raise ApplicationError(error.message, code=error.code) from None
+        checksum = file_sha256(parquet)
     for note in report.notes:
         context.log(note)
     if report.skipped_count:
@@ -336,6 +344,7 @@ def _process_images(context: JobContext, dataset: Dataset) -> dict[str, Any]:
     updated = Dataset.objects.filter(pk=dataset.pk).update(
         status=Dataset.Status.READY,
         error="",
+        checksum=checksum,
         profile=profile,
         ingest_report={"source_format": "zip", "images": report.to_dict()},
         row_count=profile["row_count"],
@@ -348,6 +357,36 @@ def _process_images(context: JobContext, dataset: Dataset) -> dict[str, Any]:
         _("%(count)s images read (%(task)s).") % {"count": report.count, "task": report.task}
     )
     return {"dataset_id": dataset.pk}
+
+
+# Bytes read at a time when hashing a stored file (never the whole file in memory).
+CHECKSUM_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a local file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHECKSUM_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dataset_checksum_ensure(*, dataset: Dataset) -> str:
+    """The dataset's checksum (Dataset.checksum), computed now from the stored Parquet file
+    (streamed from the storage) for a dataset processed before checksums were kept. Raises
+    FileNotFoundError when the file is not stored."""
+    if dataset.checksum:
+        return dataset.checksum
+    digest = hashlib.sha256()
+    with contextlib.closing(files.open_for_reading(dataset.parquet_path)) as stream:
+        while chunk := stream.read(CHECKSUM_CHUNK):
+            digest.update(chunk)
+    checksum = digest.hexdigest()
+    # Only where still unset: a processing that ended meanwhile wrote the newer file's.
+    Dataset.objects.filter(pk=dataset.pk, checksum="").update(checksum=checksum)
+    dataset.checksum = checksum
+    return checksum
 
 
 def images_profile(report: ImageSetReport) -> dict[str, Any]:
@@ -465,6 +504,9 @@ def dataset_mark_failed(*, dataset_id: int, error: str) -> None:
         return
     Dataset.objects.filter(pk=dataset_id).update(status=Dataset.Status.FAILED, error=error)
     files.remove_dir(dataset.storage_dir)
+    from mlmanager.datasets.versions import version_failed  # versions import this module
+
+    version_failed(dataset=dataset)
 
 
 def dataset_rename(*, dataset: Dataset, name: str) -> Dataset:

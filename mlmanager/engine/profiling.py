@@ -476,6 +476,44 @@ def _numeric_stats(numbers: pa.Array | None, *, integer: bool) -> dict[str, Any]
         "zeros": pc.sum(pc.equal(numbers, 0.0)).as_py() or 0,
         "infinite_count": infinite_count,
         "histogram": _numeric_histogram(numbers, minimum, maximum, integer=integer),
+        **shape_stats(numbers.to_numpy(zero_copy_only=False), quartiles[0], quartiles[2]),
+    }
+
+
+def shape_stats(data: np.ndarray, q25: float, q75: float) -> dict[str, Any]:
+    """Skewness and excess kurtosis (the sample estimates pandas' `skew()` and `kurt()` give:
+    adjusted Fisher-Pearson G1 and G2; None below 3 and 4 values, or for a constant column),
+    and the outliers by the 1.5 IQR rule: values below q25 - 1.5 IQR or above q75 + 1.5 IQR
+    (quartiles interpolated linearly, as above), their count and share of the finite values."""
+    count = len(data)
+    with np.errstate(all="ignore"):
+        # Moments of the deviations scaled to at most 1: their ratios are the same, and values
+        # near the float limit (1e300) cannot overflow when squared.
+        deviations = data - data.mean()
+        scale = float(np.max(np.abs(deviations))) if count else 0.0
+        if math.isfinite(scale) and scale > 0:
+            deviations = deviations / scale
+        m2 = float(np.mean(deviations**2))
+        m3 = float(np.mean(deviations**3))
+        m4 = float(np.mean(deviations**4))
+    skew = kurtosis = None
+    if not math.isfinite(m2):
+        m2 = 0.0  # no finite spread to describe: no shape either
+    if m2 > 0 and count >= 3:
+        skew = _finite(math.sqrt(count * (count - 1)) / (count - 2) * m3 / m2**1.5)
+    if m2 > 0 and count >= 4:
+        g2 = m4 / m2**2 - 3
+        kurtosis = _finite((count - 1) / ((count - 2) * (count - 3)) * ((count + 1) * g2 + 6))
+    spread = 1.5 * (q75 - q25)
+    low, high = q25 - spread, q75 + spread
+    outliers = int(np.count_nonzero((data < low) | (data > high)))
+    return {
+        "skew": skew,
+        "kurtosis": kurtosis,
+        "outlier_low": _finite(low),
+        "outlier_high": _finite(high),
+        "outlier_count": outliers,
+        "outlier_share": outliers / count if count else 0.0,
     }
 
 

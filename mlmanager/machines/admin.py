@@ -11,7 +11,15 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from mlmanager.core.admin import ReadOnlyAdmin
-from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.models import (
+    Machine,
+    ModelAlias,
+    ModelAliasEvent,
+    ModelVersion,
+    RetrainingDecision,
+    RetrainingPolicy,
+    TrainingRun,
+)
 from mlmanager.machines.services import machine_delete
 
 
@@ -91,4 +99,62 @@ class ModelVersionAdmin(RecordAdmin):
     list_filter = ["outcome"]
     search_fields = ["machine__name", "team__name"]
     list_select_related = ["machine", "team", "run"]
+    date_hierarchy = "created_at"
+
+
+# Aliases and retraining policies change through the model page and the API, which audit every
+# move; staff read them here.
+@admin.register(ModelAlias)
+class ModelAliasAdmin(ReadOnlyAdmin):
+    list_display = ["name", "machine", "version", "team", "updated_by", "updated_at"]
+    search_fields = ["name", "machine__name", "team__name"]
+    list_select_related = ["machine", "version", "team", "updated_by"]
+
+
+@admin.register(ModelAliasEvent)
+class ModelAliasEventAdmin(RecordAdmin):
+    list_display = [
+        "alias",
+        "machine",
+        "previous_version_number",
+        "version_number",
+        "actor",
+        "created_at",
+    ]
+    search_fields = ["alias", "machine__name", "team__name", "actor__email"]
+    list_select_related = ["machine", "actor"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(RetrainingPolicy)
+class RetrainingPolicyAdmin(ReadOnlyAdmin):
+    list_display = [
+        "machine",
+        "team",
+        "enabled",
+        "schedule",
+        "at_time",
+        "time_zone",
+        "after_new_rows",
+        "last_started_at",
+    ]
+    list_filter = ["enabled", "schedule"]
+    search_fields = ["machine__name", "team__name"]
+    list_select_related = ["machine", "team"]
+
+
+@admin.register(RetrainingDecision)
+class RetrainingDecisionAdmin(RecordAdmin):
+    list_display = [
+        "machine",
+        "run",
+        "metric",
+        "candidate_score",
+        "champion_score",
+        "promoted",
+        "created_at",
+    ]
+    list_filter = ["promoted"]
+    search_fields = ["machine__name", "team__name"]
+    list_select_related = ["machine", "run"]
     date_hierarchy = "created_at"

@@ -18,7 +18,7 @@ from mlmanager.core.errors import ApplicationError
 from mlmanager.core.filters import filter_queryset
 from mlmanager.core.pagination import paginated_response
 from mlmanager.core.parsers import JSONParser
-from mlmanager.datasets.selectors import access_dataset
+from mlmanager.datasets.selectors import access_dataset, access_dataset_of_team
 from mlmanager.engine.training import TASKS
 from mlmanager.machines import selectors, services
 from mlmanager.machines.filters import MachineFilter
@@ -127,6 +127,9 @@ class RunOutputSerializer(serializers.ModelSerializer[TrainingRun]):
 class VersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
     is_active = serializers.SerializerMethodField()
     outputs = serializers.SerializerMethodField()
+    aliases = serializers.SerializerMethodField(
+        help_text="The aliases naming this version (champion, challenger…), by name."
+    )
 
     class Meta:
         model = ModelVersion
@@ -139,8 +142,13 @@ class VersionOutputSerializer(serializers.ModelSerializer[ModelVersion]):
             "outputs",
             "threshold",
             "reproducibility",
+            "aliases",
             "created_at",
         ]
+
+    def get_aliases(self, version: ModelVersion) -> list[str]:
+        # Lists prefetch them (selectors.versions_for_machine): no query per row.
+        return sorted(alias.name for alias in version.aliases.all())
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField()))
     def get_outputs(self, version: ModelVersion) -> list[dict[str, Any]]:
@@ -251,6 +259,12 @@ class MachineDetailApi(APIView):
         level = serializers.IntegerField(required=False, allow_null=True)
         time_budget_s = serializers.IntegerField(required=False, allow_null=True)
         metric = StrictCharField(required=False)
+        dataset = serializers.IntegerField(
+            required=False,
+            help_text="Another dataset of the model's team with every input and output column "
+            "in a compatible type (400 `incompatible_dataset` lists the missing and mistyped "
+            "columns).",
+        )
 
     @extend_schema(responses=MachineDetailOutputSerializer)
     def get(self, request: Request, machine_id: int) -> Response:
@@ -267,9 +281,18 @@ class MachineDetailApi(APIView):
         if not serializer.validated_data:
             raise ApplicationError(
                 "Nothing to change: send name, description, outputs, inputs, level, "
-                "time_budget_s and/or metric."
+                "time_budget_s, metric and/or dataset."
             )
-        services.machine_update(machine=machine, **serializer.validated_data)
+        changes = dict(serializer.validated_data)
+        if "dataset" in changes:
+            # Another team's dataset is not found, whatever the caller's role there.
+            changes["dataset"] = access_dataset_of_team(
+                caller=api_caller(request),
+                id=changes["dataset"],
+                team_id=machine.team_id,
+                action=Action.CHANGE,
+            )
+        services.machine_update(machine=machine, caller=api_caller(request), **changes)
         machine = selectors.access_machine(caller=api_caller(request), id=machine_id)
         return Response(MachineDetailOutputSerializer(machine).data)
 

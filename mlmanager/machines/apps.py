@@ -31,6 +31,11 @@ class MachinesConfig(AppConfig):
         job_kinds.register(
             JobKind(MACHINE_TRAIN, _("Train model"), "machines.TrainingRun", training_links)
         )
+        from mlmanager.machines.services.mlflow_tracking import MLFLOW_LOG
+
+        job_kinds.register(
+            JobKind(MLFLOW_LOG, _("Log a run to MLflow"), "machines.TrainingRun", training_links)
+        )
         live_event_resolvers.register(
             LiveEventResolver(MACHINE_TRAIN, ("machine_id",), training_pages)
         )
@@ -39,4 +44,11 @@ class MachinesConfig(AppConfig):
         )
         queue_startup_hooks.register(
             QueueStartupHook("machines.warm_up_vision", GPU_QUEUE, warm_up_vision)
+        )
+        # Scheduled retraining (champion/challenger): due policies start runs, once per slot.
+        from mlmanager.core.registries import PeriodicTask, periodic_tasks
+        from mlmanager.machines.services import retraining
+
+        periodic_tasks.register(
+            PeriodicTask("machines.retraining", retraining.interval_s, retraining.retraining_task)
         )

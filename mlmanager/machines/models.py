@@ -8,6 +8,7 @@ metrics, leaderboard, feature importance and a reproducibility record. One versi
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any, ClassVar
 
@@ -101,6 +102,13 @@ class Machine(TeamOwnedModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The experimenter: per output, an expression over the inputs that answers predictions
+    # while the model has no version (machines.services.experimenter); {} when none.
+    experimenter_rules = models.JSONField(default=dict, blank=True)
+    experimenter_updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    experimenter_updated_at = models.DateTimeField(null=True, blank=True)
 
     objects: ClassVar[MachineManager] = MachineManager()  # type: ignore[assignment]
 
@@ -135,6 +143,14 @@ class Machine(TeamOwnedModel):
         return any(output.get("task") in IMAGE_TASKS for output in self.outputs)
 
 
+class RunPurpose(models.TextChoices):
+    """Why a training run was started (TrainingRun.purpose)."""
+
+    MANUAL = "manual", _("Started by a person")
+    RETRAINING = "retraining", _("Scheduled retraining")
+    RERUN = "rerun", _("Re-run of an earlier run")
+
+
 class TrainingRun(TeamOwnedModel):
     """One training of a Machine, carried by its Job.
 
@@ -160,6 +176,9 @@ class TrainingRun(TeamOwnedModel):
     # The best search score of each output over time: {"eval_method": "cv" | "holdout",
     # "outputs": {name: [[seconds since start, score], ...]}}, for the run's chart.
     score_curve = models.JSONField(default=dict, blank=True)
+    # Why the run was started: a retraining run's version waits for the champion/challenger
+    # decision (services.retraining) instead of becoming active.
+    purpose = models.CharField(max_length=12, choices=RunPurpose.choices, default=RunPurpose.MANUAL)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -256,3 +275,135 @@ class ModelVersion(TeamOwnedModel):
             }
             for output in self.outputs
         ]
+
+
+# --- aliases and retraining (issue 18) -------------------------------------------------------
+
+ALIAS_NAME_MAX_LENGTH = 40
+
+
+class ModelAlias(TeamOwnedModel):
+    """A name of one version of a model (`champion`, `challenger`, `staging`…), so clients can
+    predict with `?alias=champion` while the version behind it changes. One row per name and
+    model, moved in place (services.aliases.alias_set); every move leaves a ModelAliasEvent."""
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=ALIAS_NAME_MAX_LENGTH)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["machine", "name"], name="model_alias_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.machine_id}"
+
+
+class ModelAliasEvent(TeamOwnedModel):
+    """One move of an alias: the version it now names (null: the alias was deleted) and the
+    one it named before (null: it was new), who moved it and why. Never edited."""
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="alias_events")
+    alias = models.CharField(max_length=ALIAS_NAME_MAX_LENGTH)
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    previous_version_number = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["machine", "-created_at"], name="model_alias_event_machine"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias}: v{self.previous_version_number} -> v{self.version_number}"
+
+
+class RetrainingPolicy(TeamOwnedModel):
+    """When a model retrains by itself: on a schedule (daily or weekly at `at_time` in
+    `time_zone`, on `weekday` for weekly; 0 is Monday) and/or once `after_new_rows` rows were
+    added to its data. `last_slot_at` is the schedule slot (UTC) last started and
+    `rows_at_last_start` the data's row count then: conditional updates on them make each
+    slot, and each growth of the data, start one run however many schedulers run."""
+
+    class Schedule(models.TextChoices):
+        OFF = "off", _("No schedule")
+        DAILY = "daily", _("Daily")
+        WEEKLY = "weekly", _("Weekly")
+
+    machine = models.OneToOneField(
+        Machine, on_delete=models.CASCADE, related_name="retraining_policy"
+    )
+    enabled = models.BooleanField(default=False)
+    schedule = models.CharField(max_length=8, choices=Schedule.choices, default=Schedule.OFF)
+    at_time = models.TimeField(default=datetime.time(3, 0))
+    weekday = models.PositiveSmallIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    after_new_rows = models.PositiveIntegerField(null=True, blank=True)
+    last_slot_at = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    rows_at_last_start = models.BigIntegerField(null=True, blank=True)
+    last_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_error = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(weekday__lte=6), name="retraining_policy_weekday_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(after_new_rows__isnull=True) | Q(after_new_rows__gte=1),
+                name="retraining_policy_after_new_rows_min",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Retraining of {self.machine_id}"
+
+
+class RetrainingDecision(TeamOwnedModel):
+    """The champion/challenger decision at the end of a retraining run: both versions' scores
+    on the same fresh holdout rows (services.retraining), in the metric of the model's first
+    output, and whether the candidate became the active version (`promoted`) or was kept as
+    the challenger. `champion` is null when the model had no active version."""
+
+    machine = models.ForeignKey(
+        Machine, on_delete=models.CASCADE, related_name="retraining_decisions"
+    )
+    run = models.OneToOneField(
+        TrainingRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retraining_decision",
+    )
+    candidate = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    champion = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    output = models.CharField(max_length=200, blank=True)
+    metric = models.CharField(max_length=40, blank=True)
+    candidate_score = models.FloatField(null=True, blank=True)
+    champion_score = models.FloatField(null=True, blank=True)
+    holdout_rows = models.PositiveIntegerField(null=True, blank=True)
+    promoted = models.BooleanField()
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Decision on v{self.candidate_id} of {self.machine_id}"

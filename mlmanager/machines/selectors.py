@@ -21,7 +21,14 @@ from mlmanager.engine.artifacts import ArtifactError
 from mlmanager.engine.training import TrainedModel, load_model
 from mlmanager.jobs.models import Job
 from mlmanager.machines import files
-from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.models import (
+    Machine,
+    ModelAlias,
+    ModelAliasEvent,
+    ModelVersion,
+    RetrainingDecision,
+    TrainingRun,
+)
 
 RUNNING_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
 
@@ -158,7 +165,28 @@ def runs_for_machine(*, machine: Machine) -> QuerySet[TrainingRun]:
 
 
 def versions_for_machine(*, machine: Machine) -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.filter(machine=machine).select_related("run", "created_by")
+    return (
+        ModelVersion.objects.filter(machine=machine)
+        .select_related("run", "created_by")
+        .prefetch_related("aliases")
+    )
+
+
+def aliases_for_machine(*, machine: Machine) -> QuerySet[ModelAlias]:
+    """The model's aliases by name, each with its version's number and who set it."""
+    return ModelAlias.objects.filter(machine=machine).select_related("version", "updated_by")
+
+
+def alias_history(*, machine: Machine) -> QuerySet[ModelAliasEvent]:
+    """Every move of the model's aliases, newest first."""
+    return ModelAliasEvent.objects.filter(machine=machine).select_related("actor")
+
+
+def retraining_decisions(*, machine: Machine) -> QuerySet[RetrainingDecision]:
+    """The model's champion/challenger decisions, newest first."""
+    return RetrainingDecision.objects.filter(machine=machine).select_related(
+        "candidate", "champion"
+    )
 
 
 def machine_active_run(*, machine: Machine) -> TrainingRun | None:

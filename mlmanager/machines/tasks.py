@@ -7,6 +7,7 @@ from functools import partial
 from django_tasks import task
 
 from mlmanager.jobs.runner import run_job
+from mlmanager.machines.services.mlflow_tracking import run_log_work
 from mlmanager.machines.services.training import training_run_end, training_run_work
 
 
@@ -31,3 +32,9 @@ def _train(job_id: int, run_id: int) -> None:
         partial(training_run_work, run_id=run_id),
         on_failure=lambda error: training_run_end(run_id=run_id, error=error),
     )
+
+
+@task(queue_name="default")
+def mlflow_log_run(job_id: int, run_id: int) -> None:
+    """Log a finished run to the MLflow server of MLFLOW_TRACKING_URI."""
+    run_job(job_id, partial(run_log_work, run_id=run_id))

@@ -48,6 +48,7 @@ from mlmanager.machines.selectors import (
 )
 from mlmanager.predictions import (
     batches,
+    experimenter,
     image_batches,
     images,
     selectors,
@@ -159,6 +160,12 @@ class ModelPredictApi(APIView):
 
     class QuerySerializer(serializers.Serializer[Any]):
         version = serializers.IntegerField(required=False, min_value=1)
+        alias = serializers.CharField(
+            required=False,
+            max_length=40,
+            help_text="Predict with the version this alias names (champion, challenger…); "
+            "not with `version`.",
+        )
 
     class InputSerializer(serializers.Serializer[Any]):
         required_one_of = ("rows", "columns")  # documented; the service refuses both or none
@@ -177,6 +184,11 @@ class ModelPredictApi(APIView):
             "request (from 0).",
         )
         timing_ms = serializers.DictField(child=serializers.FloatField())
+        by_rules = serializers.BooleanField(
+            required=False,
+            help_text="Present (true) when the model has no version yet and its experimenter "
+            "rules answered; `model_version` is then 0.",
+        )
 
     class ImageInputSerializer(serializers.Serializer[Any]):
         image = serializers.ListField(
@@ -242,8 +254,25 @@ class ModelPredictApi(APIView):
             raise NotFound()
         else:
             machine = grant.machine
+        if experimenter.answers_by_rules_now(
+            machine=machine,
+            number=request.query_params.get("version"),
+            alias=request.query_params.get("alias"),
+        ):
+            return Response(
+                experimenter.predictions_make_by_rules(
+                    machine=machine,
+                    payload=request.data,
+                    caller=api_caller(request),
+                    source=Prediction.Source.API,
+                    started=started,
+                    idempotency_key=idempotency_key,
+                )
+            )
         version = services.version_for_prediction(
-            machine=machine, number=request.query_params.get("version")
+            machine=machine,
+            number=request.query_params.get("version"),
+            alias=request.query_params.get("alias"),
         )
         # Told from the loaded version (cached: no query) before the body is read.
         served = serving.served_any(version)
@@ -382,6 +411,21 @@ class ModelFeedbackDatasetApi(APIView):
         )
 
 
+class ModelFeedbackAppendApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={201: DatasetDetailOutputSerializer},
+        description="Append the rows that got feedback since the last append (inputs as sent, "
+        "outputs as the true values) to the model's dataset, as a new version of it that the "
+        "model's dataset becomes. 409 `no_feedback` when none is new; `incompatible_rows` if "
+        "the dataset's columns changed since the predictions.",
+    )
+    def post(self, request: Request, machine_id: int) -> Response:
+        machine = access_machine(caller=api_caller(request), id=machine_id, action=Action.CHANGE)
+        dataset = services.feedback_rows_append(caller=api_caller(request), machine=machine)
+        return Response(DatasetDetailOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
 # --- batches -------------------------------------------------------------------------------
 
 
@@ -461,6 +505,11 @@ class ModelBatchPredictionApi(APIView):
             choices=BatchPrediction.Format.choices, default=BatchPrediction.Format.CSV
         )
         version = serializers.IntegerField(required=False, min_value=1)
+        alias = StrictCharField(
+            required=False,
+            max_length=40,
+            help_text="The version this alias names (also `?alias=`); not with `version`.",
+        )
         pass_through = serializers.ListField(
             child=StrictCharField(),
             required=False,
@@ -491,6 +540,15 @@ class ModelBatchPredictionApi(APIView):
             "multipart/form-data": InputSerializer,
             "application/json": JSONInputSerializer,
         },
+        parameters=[
+            OpenApiParameter(
+                "alias",
+                OpenApiTypes.STR,
+                required=False,
+                description="Predict with the version this alias names; not with `version`.",
+            ),
+            OpenApiParameter("version", OpenApiTypes.INT, required=False),
+        ],
         responses={202: BatchOutputSerializer},
     )
     def post(self, request: Request, machine_id: int) -> Response:
@@ -500,7 +558,11 @@ class ModelBatchPredictionApi(APIView):
         serializer = self.InputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        version = services.version_for_prediction(machine=machine, number=values.get("version"))
+        version = services.version_for_prediction(
+            machine=machine,
+            number=values.get("version", request.query_params.get("version")),
+            alias=values.get("alias", request.query_params.get("alias")),
+        )
         dataset = None
         if values.get("dataset") is not None:
             dataset = access_dataset_of_team(

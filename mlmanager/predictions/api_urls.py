@@ -21,6 +21,11 @@ urlpatterns = [
         api.ModelFeedbackDatasetApi.as_view(),
         name="model-feedback-dataset",
     ),
+    path(
+        "models/<int:machine_id>/feedback/append/",
+        api.ModelFeedbackAppendApi.as_view(),
+        name="model-feedback-append",
+    ),
     path("predictions/", api.PredictionListApi.as_view(), name="predictions"),
     path(
         "predictions/<str:prediction_id>/feedback/",

@@ -49,6 +49,7 @@ FIELDS = (
     "inputs",
     "outputs",
     "latency_ms",
+    "by_rules",
     "created_at",
     "updated_at",
 )
@@ -88,13 +89,14 @@ class AnsweredRows:
     answers: list[dict[str, Any]]
     team_id: int
     machine_id: int
-    version_id: int
+    version_id: int | None  # None: answered by the experimenter's rules
     version_number: int
     source: str
     user_id: int | None
     token_id: int | None
     latency_ms: float
     created_at: dt.datetime
+    by_rules: bool = False
 
     def rows(self, *, native_uuid: bool) -> list[tuple[Any, ...]]:
         """One tuple of column values per entry, in the order of FIELDS, ready for the
@@ -110,6 +112,7 @@ class AnsweredRows:
                 _json(self.row(index)),
                 _json(answer),
                 self.latency_ms,
+                self.by_rules,
                 created,
                 created,
             )

@@ -89,6 +89,9 @@ class Prediction(TeamOwnedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Answered by the model's experimenter rules (no version yet): `version` is then null and
+    # `version_number` 0.
+    by_rules = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at"]

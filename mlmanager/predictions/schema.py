@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from mlmanager.core.errors import ApplicationError
+from mlmanager.engine.ingest.json_columns import json_path_value, parse_object
 
 MAX_ROWS = 10_000
 
@@ -63,6 +64,10 @@ class InputField:
     low: float | None = None
     high: float | None = None
     categories: frozenset[str] | None = None
+    # A child of a JSON column (datasets' expansion): the column and the child's key path.
+    # A row may give the column's JSON instead of the child; it is expanded the same way.
+    parent: str | None = None
+    path: tuple[str, ...] = ()
 
     @property
     def expected(self) -> str:
@@ -146,6 +151,11 @@ class InputSchema:
     def __init__(self, fields: Iterable[InputField]):
         self.fields = list(fields)
         self.by_name = {field.name: field for field in self.fields}
+        # JSON columns whose children are inputs: a row may give the column instead.
+        self.parents: dict[str, list[InputField]] = {}
+        for field in self.fields:
+            if field.parent:
+                self.parents.setdefault(field.parent, []).append(field)
 
     @classmethod
     def of_version(cls, inputs: list[dict[str, Any]]) -> InputSchema:
@@ -156,6 +166,8 @@ class InputSchema:
                 low=item.get("min"),
                 high=item.get("max"),
                 categories=frozenset(item["categories"]) if "categories" in item else None,
+                parent=item.get("expanded_from") or None,
+                path=tuple(item.get("json_path") or ()),
             )
             for item in inputs
         )
@@ -204,11 +216,35 @@ class InputSchema:
                     details={"row": index},
                 )
         self._check_names(set().union(*(row.keys() for row in rows)))
+        sent, rows = rows, self._expand_rows(rows)
         columns = {
             field.name: self._column(field, [row.get(field.name) for row in rows])
             for field in self.fields
         }
-        return ParsedRows(columns, len(rows), payload_rows=rows, payload_columns=None)
+        return ParsedRows(columns, len(rows), payload_rows=sent, payload_columns=None)
+
+    def _expand_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with the children of each JSON column they give filled in from it (a child
+        the row gives itself is kept); the column stays only where it is an input itself."""
+        if not self.parents:
+            return rows
+        expanded = []
+        for index, row in enumerate(rows):
+            given = [parent for parent in self.parents if parent in row]
+            if given:
+                row = dict(row)
+                for parent in given:
+                    value = row[parent] if parent in self.by_name else row.pop(parent)
+                    self._check_parent(parent, index, value)
+                    for field in self.parents[parent]:
+                        if field.name not in row:
+                            row[field.name] = json_path_value(value, field.path)
+            expanded.append(row)
+        return expanded
+
+    def _check_parent(self, parent: str, row: int, value: Any) -> None:
+        if value is not None and parse_object(value) is None:
+            raise _wrong(InputField(parent, "json"), row, value, expected=_("a JSON object"))
 
     def parse_columns(self, columns: Any) -> ParsedRows:
         if not isinstance(columns, dict) or not columns:
@@ -226,14 +262,30 @@ class InputSchema:
             raise _invalid(_("Every column must hold the same number of values."))
         count = lengths.pop()
         _check_count(count)
+        columns = self._expand_columns(columns)
         parsed = {
             field.name: self._column(field, columns.get(field.name) or [None] * count)
             for field in self.fields
         }
         return ParsedRows(parsed, count, payload_rows=None, payload_columns=columns)
 
+    def _expand_columns(self, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """As `_expand_rows`, for a column-oriented payload."""
+        given = [parent for parent in self.parents if parent in columns]
+        if not given:
+            return columns
+        columns = dict(columns)
+        for parent in given:
+            values = columns[parent] if parent in self.by_name else columns.pop(parent)
+            for index, value in enumerate(values):
+                self._check_parent(parent, index, value)
+            for field in self.parents[parent]:
+                if field.name not in columns:
+                    columns[field.name] = [json_path_value(value, field.path) for value in values]
+        return columns
+
     def _check_names(self, names: set[str]) -> None:
-        unknown = sorted(str(name) for name in names - self.by_name.keys())
+        unknown = sorted(str(name) for name in names - self.by_name.keys() - self.parents.keys())
         if unknown:
             shown = ", ".join(f"“{name}”" for name in unknown[:10])
             raise _invalid(
@@ -485,6 +537,10 @@ def recorded_inputs(
     for name, kind in inputs:
         record: dict[str, Any] = {"name": name, "type": kind}
         profile = profiles.get(name) or {}
+        if profile.get("expanded_from") and profile.get("json_path"):
+            # A JSON column's child: a row may give the column's JSON instead (InputSchema).
+            record["expanded_from"] = profile["expanded_from"]
+            record["json_path"] = list(profile["json_path"])
         stats = profile.get("stats") or {}
         if profile.get("type") == kind:
             if (
@@ -591,13 +647,16 @@ def _check_count(count: int) -> None:
         )
 
 
-def _wrong(field: InputField, row: int, value: Any) -> ApplicationError:
+def _wrong(
+    field: InputField, row: int, value: Any, *, expected: str | None = None
+) -> ApplicationError:
     shown = json.dumps(value, default=str)[:60] if not isinstance(value, float) else repr(value)
+    expected = expected or field.expected
     return _invalid(
         _("Row %(row)s, field “%(field)s”: expected %(expected)s, got %(value)s.")
-        % {"row": row, "field": field.name, "expected": field.expected, "value": shown},
+        % {"row": row, "field": field.name, "expected": expected, "value": shown},
         code="wrong_type",
-        details={"row": row, "field": field.name, "expected": field.expected},
+        details={"row": row, "field": field.name, "expected": expected},
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -42,8 +43,20 @@ logger = logging.getLogger(__name__)
 FEEDBACK_CHUNK_ROWS = 65_536
 
 
-def version_for_prediction(*, machine: Machine, number: Any = None) -> ModelVersion:
-    """The active version, or version `number` of the model (the API's `?version=n`)."""
+def version_for_prediction(
+    *, machine: Machine, number: Any = None, alias: Any = None
+) -> ModelVersion:
+    """The active version, or version `number` of the model (the API's `?version=n`), or the
+    version its alias `alias` names (`?alias=champion`; 404 `alias_not_found`). Both at once
+    is a 400 `alias_and_version`."""
+    if alias not in (None, ""):
+        if number not in (None, ""):
+            raise ApplicationError(
+                _("Give a version or an alias, not both."), code="alias_and_version"
+            )
+        from mlmanager.machines.services.aliases import version_for_alias
+
+        return version_for_alias(machine=machine, alias=alias)
     if number in (None, ""):
         if machine.active_version is None:
             raise Conflict(
@@ -294,3 +307,49 @@ def feedback_dataset_create(*, caller: Caller, machine: Machine) -> Dataset:
     )
     logger.info("dataset %s: %s with %s feedback rows", created.pk, dataset.pk, count)
     return created
+
+
+def feedback_rows_append(*, caller: Caller, machine: Machine) -> Dataset:
+    """Append the rows that got feedback since the last such append (inputs as sent, outputs
+    as the true values) to the model's dataset: a new version of it, which the model (and
+    every model of that dataset) then learns from. 409 `no_feedback` when there is none new."""
+    from mlmanager.datasets.versions import dataset_rows_append, feedback_appended_until
+
+    dataset = machine.dataset
+    if dataset is None:
+        raise Conflict(_("The model's dataset is gone or not ready."), code="dataset_missing")
+    if dataset.is_images:
+        raise Conflict(
+            _("Feedback rows are appended for table models, not image models."),
+            code="not_a_table_model",
+        )
+    until = timezone.now()
+    rows = Prediction.objects.filter(
+        machine=machine, feedback__isnull=False, feedback_at__lte=until
+    )
+    since = feedback_appended_until(dataset=dataset, machine_id=machine.pk)
+    if since is not None:
+        rows = rows.filter(feedback_at__gt=since)
+    pairs = list(rows.order_by("feedback_at", "pk").values_list("inputs", "feedback"))
+    if not pairs:
+        raise Conflict(
+            _("No prediction of this model got feedback since its last append."),
+            code="no_feedback",
+        )
+    names = [column["name"] for column in dataset.columns if not column.get("expanded_from")]
+    records = []
+    for inputs, actual in pairs:
+        record = {name: (inputs or {}).get(name) for name in names}
+        record.update({k: v for k, v in (actual or {}).items() if k in record})
+        records.append(record)
+    version = dataset_rows_append(
+        caller=caller,
+        dataset=dataset,
+        rows=pd.DataFrame.from_records(records, columns=names).astype(object),
+        source="feedback",
+        origin={"machine": machine.pk, "feedback_until": until.isoformat()},
+    )
+    logger.info(
+        "model %s: %s feedback rows appended (dataset %s)", machine.pk, len(pairs), version.pk
+    )
+    return version

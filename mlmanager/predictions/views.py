@@ -24,12 +24,14 @@ from mlmanager.datasets.selectors import access_dataset_of_team, ready_datasets_
 from mlmanager.machines.selectors import access_machine
 from mlmanager.predictions import batches, selectors, services
 from mlmanager.predictions.api import batch_file_response
+from mlmanager.predictions.experimenter import answers_by_rules_now
 from mlmanager.predictions.filters import PredictionFilter
 from mlmanager.predictions.forms import BatchForm, FeedbackForm, PredictForm
 from mlmanager.predictions.image_batches import masks_file_response
 from mlmanager.predictions.models import BatchPrediction, Prediction
 from mlmanager.predictions.schema import InputSchema
 from mlmanager.predictions.serving import is_image_version
+from mlmanager.predictions.views_experimenter import predict_by_rules
 from mlmanager.predictions.views_images import image_predict
 
 # The filters the model's log offers (predictions.filters).
@@ -48,6 +50,8 @@ def predict(request: AuthenticatedHttpRequest, machine_id: int) -> HttpResponse:
     """GET: the form. POST: the answer, its probabilities and what moved it (htmx swaps the
     result in; without htmx the whole page comes back with it)."""
     machine = access_machine(caller=request.caller, id=machine_id)
+    if answers_by_rules_now(machine=machine):
+        return predict_by_rules(request, machine)
     version = services.version_for_prediction(machine=machine)
     if is_image_version(version):
         return image_predict(request, machine, version)

@@ -84,6 +84,17 @@ POSITIVE_DATA_ACCEPTANCE_ALSO_ALLOWS = {
     "POST /api/v1/billing/coupons/": ("400",),
     "POST /api/v1/billing/coupons/redeem/": ("400",),
     "POST /api/v1/billing/payments/": ("400",),
+    # Tracking and data (issue 18): graph fields and rows name the dataset's columns, with its
+    # types; relations need an output column; rules use the model's inputs and cover every
+    # output; an alias is a slug; compare takes 2 to 10 distinct run ids; a retraining policy's
+    # schedule fields go together.
+    "POST /api/v1/datasets/{dataset_id}/graphs/": ("400",),
+    "POST /api/v1/datasets/{dataset_id}/rows/": UPLOAD,
+    "GET /api/v1/datasets/{dataset_id}/relations/": ("400",),
+    "PUT /api/v1/models/{machine_id}/experimenter/": ("400",),
+    "PUT /api/v1/models/{machine_id}/aliases/{alias}/": ("400",),
+    "PUT /api/v1/models/{machine_id}/retraining/": ("400",),
+    "GET /api/v1/runs/compare/": ("400",),
 }
 
 

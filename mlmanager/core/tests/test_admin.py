@@ -136,6 +136,22 @@ def one_of_each(staff: User, make_dataset: Callable[..., Dataset]) -> None:  # n
     _one_of_each_consulting_model(staff, team, machine)
     _one_of_each_marketplace_model(staff, team, machine, version)
     _one_of_each_billing_model(staff, team, train_job)
+    _one_of_each_tracking_model(staff, team, machine, version, run, dataset)
+
+
+def _one_of_each_tracking_model(
+    staff: User, team: Any, machine: Machine, version: Any, run: Any, dataset: Dataset
+) -> None:
+    from mlmanager.datasets.models import DatasetGraph
+    from mlmanager.machines.models import RetrainingDecision, RetrainingPolicy
+    from mlmanager.machines.services.aliases import alias_set
+
+    alias_set(caller=Caller.for_session(staff), machine=machine, alias="champion", version=version)
+    RetrainingPolicy.objects.create(team=team, machine=machine, schedule="daily")
+    RetrainingDecision.objects.create(
+        team=team, machine=machine, run=run, candidate=version, metric="roc_auc", promoted=True
+    )
+    DatasetGraph.objects.create(team=team, dataset=dataset, type="histogram", x="plan")
 
 
 def _one_of_each_billing_model(staff: User, team: Any, job: Any) -> None:

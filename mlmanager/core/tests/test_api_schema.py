@@ -58,7 +58,7 @@ def test_every_operation_documents_its_errors() -> None:
         "message",
     ]
     operations = _operations(schema)
-    assert len(operations) == 149
+    assert len(operations) == 175
     for method, path, operation in operations:
         for status in ("400", "401", "403", "404", "429"):
             content = operation["responses"][status]["content"]
@@ -99,15 +99,21 @@ def test_every_list_is_documented_as_a_page() -> None:
         "GET /api/v1/consulting/",
         "GET /api/v1/dashboards/",
         "GET /api/v1/datasets/",
+        "GET /api/v1/datasets/{dataset_id}/graphs/",
+        "GET /api/v1/datasets/{dataset_id}/versions/",
+        "GET /api/v1/graph_types/",
         "GET /api/v1/jobs/",
         "GET /api/v1/marketplace/listings/",
         "GET /api/v1/model_attachments/",
         "GET /api/v1/models/",
         "GET /api/v1/models/{machine_id}/batch_predictions/",
+        "GET /api/v1/models/{machine_id}/retraining/decisions/",
+        "GET /api/v1/models/{machine_id}/runs/",
         "GET /api/v1/models/{machine_id}/versions/",
         "GET /api/v1/notifications/",
         "GET /api/v1/predictions/",
         "GET /api/v1/reports/",
+        "GET /api/v1/runs/{run_id}/artifacts/",
         "GET /api/v1/sensors/",
         "GET /api/v1/sensors/{sensor_id}/calibrations/",
         "GET /api/v1/sites/",

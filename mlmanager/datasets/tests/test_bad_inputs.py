@@ -145,8 +145,13 @@ CASES = {
     "filename with ../ and odd unicode": Case(
         "../../etc/pa\u202essw\u0000d\u200b.csv", _text("a,b\n1,2\n"), "ready", rows=1
     ),
+    # The nested object is kept and expanded into dotted child columns (json_columns).
     "json lines with nested objects": Case(
-        "events.jsonl", _jsonl, "ready", rows=3, columns=["id", "user", "score"]
+        "events.jsonl",
+        _jsonl,
+        "ready",
+        rows=3,
+        columns=["id", "user", "user.name", "user.tags", "score"],
     ),
     "excel workbook": Case("sheet.xlsx", _xlsx, "ready", rows=2, cell_checks={"city": "Zürich"}),
     "parquet": Case("table.parquet", _parquet, "ready", rows=100, columns=["a", "b"]),

@@ -6,6 +6,7 @@ Interfaces import from here; the modules import each other directly.
 from mlmanager.machines.services.machines import machine_create, machine_delete, machine_update
 from mlmanager.machines.services.training import (
     training_cancel,
+    training_rerun,
     training_run_end,
     training_run_work,
     training_runs_end_orphaned,
@@ -22,6 +23,7 @@ __all__ = [
     "machine_delete",
     "machine_update",
     "training_cancel",
+    "training_rerun",
     "training_run_end",
     "training_run_work",
     "training_runs_end_orphaned",

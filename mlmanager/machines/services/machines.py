@@ -287,11 +287,22 @@ def machine_update(
     level: int | None = None,
     time_budget_s: int | None = None,
     metric: str | None = None,
+    dataset: Dataset | None = None,
+    caller: Caller | None = None,
 ) -> Machine:
     """Changes what is given. New outputs reset the inputs to the default unless inputs are
     given too; a new metric applies to every output. A running training keeps the choices it
-    started with."""
+    started with. A new `dataset` (of the model's team: the caller checked it) must have every
+    input and output column with a compatible type (400 `incompatible_dataset`); the change
+    is audited (`caller`)."""
     fields = ["updated_at"]
+    previous_dataset_id = machine.dataset_id
+    if dataset is not None and dataset.pk != machine.dataset_id:
+        if dataset.team_id != machine.team_id:  # pragma: no cover - the caller's lookup is scoped
+            raise NotFound()
+        _require_compatible(machine=machine, dataset=dataset)
+        machine.dataset = dataset
+        fields.append("dataset")
     if name is not None:
         if not name.strip():
             raise _invalid(_("The name cannot be empty."), "name")
@@ -341,8 +352,103 @@ def machine_update(
         machine.time_budget_s = configuration.time_budget_s
         fields += ["inputs", "outputs", "level", "time_budget_s"]
     machine.full_clean()
-    machine.save(update_fields=fields)
+    with transaction.atomic():
+        machine.save(update_fields=fields)
+        if "dataset" in fields:
+            if caller is None:  # pragma: no cover - a programming error
+                raise RuntimeError("Changing a model's dataset needs the caller, for the audit.")
+            audit_record(
+                caller=caller,
+                team=machine.team,
+                action=AuditAction.MODEL_DATASET_CHANGED,
+                target=machine,
+                changes={"dataset": (previous_dataset_id, machine.dataset_id)},
+            )
     return machine
+
+
+# Column types that can stand for each other when a model moves to another dataset: a model
+# trained on numbers reads numbers, one trained on labels reads labels. Columns with one value
+# or none fit any.
+_TYPE_FAMILIES = {
+    "numeric": "number",
+    "integer": "number",
+    "categorical": "label",
+    "boolean": "label",
+    "text": "label",
+    "identifier": "label",
+    "datetime": "datetime",
+    "json": "json",
+}
+
+
+def dataset_compatibility(*, machine: Machine, dataset: Dataset) -> dict[str, Any]:
+    """What keeps `machine` from learning from `dataset`: its input and output columns the
+    dataset lacks, and those whose type there is of another family than in the model's
+    dataset (or, that one gone, than its active version recorded). Empty lists: compatible."""
+    needed = [*machine.inputs, *machine.output_names]
+    found = {column["name"]: column.get("type", "") for column in dataset.columns}
+    reference: dict[str, str] = {}
+    if machine.dataset is not None:
+        reference = {column["name"]: column.get("type", "") for column in machine.dataset.columns}
+    elif machine.active_version is not None:
+        reference = {item["name"]: item.get("type", "") for item in machine.active_version.inputs}
+    missing = [name for name in needed if name not in found]
+    mistyped = []
+    for name in needed:
+        if name not in found or name not in reference:
+            continue
+        before, after = _TYPE_FAMILIES.get(reference[name]), _TYPE_FAMILIES.get(found[name])
+        if before and after and before != after:
+            mistyped.append({"name": name, "expected": reference[name], "found": found[name]})
+    return {"missing_columns": missing, "mistyped_columns": mistyped}
+
+
+def _require_compatible(*, machine: Machine, dataset: Dataset) -> None:
+    from mlmanager.machines.services.vision import require_matching_kind  # imports this
+
+    require_ready_dataset(dataset)
+    require_matching_kind(machine=machine, dataset=dataset)
+    problems = dataset_compatibility(machine=machine, dataset=dataset)
+    if problems["missing_columns"] or problems["mistyped_columns"]:
+        parts = []
+        if problems["missing_columns"]:
+            parts.append(
+                _("missing columns: %(names)s") % {"names": ", ".join(problems["missing_columns"])}
+            )
+        if problems["mistyped_columns"]:
+            parts.append(
+                _("columns of another type: %(names)s")
+                % {"names": ", ".join(item["name"] for item in problems["mistyped_columns"])}
+            )
+        raise ApplicationError(
+            _("This dataset does not fit the model (%(problems)s).")
+            % {"problems": "; ".join(parts)},
+            code="incompatible_dataset",
+            details=problems,
+        )
+
+
+def machines_move_to_dataset(*, caller: Caller, source: Dataset, target: Dataset) -> list[int]:
+    """Point every model of `source` at `target` (a new version of it: same columns, more
+    rows), audited per model, in the caller's transaction. Returns the models' ids."""
+    moved = list(Machine.objects.filter(dataset=source).order_by("pk").select_related("team"))
+    if not moved:
+        return []
+    Machine.objects.filter(pk__in=[machine.pk for machine in moved]).update(dataset=target)
+    for machine in moved:
+        audit_record(
+            caller=caller,
+            team=machine.team,
+            action=AuditAction.MODEL_DATASET_CHANGED,
+            target=machine,
+            changes={"dataset": (source.pk, target.pk)},
+            details={"reason": "dataset_version"},
+        )
+    logger.info(
+        "models %s moved from dataset %s to %s", [m.pk for m in moved], source.pk, target.pk
+    )
+    return [machine.pk for machine in moved]
 
 
 def machine_delete(*, caller: Caller, machine: Machine) -> None:

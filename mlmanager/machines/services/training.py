@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -18,12 +19,15 @@ from mlmanager.accounts.caller import Caller
 from mlmanager.billing.services import charges, quotas
 from mlmanager.core.errors import ApplicationError, Conflict
 from mlmanager.datasets.models import Dataset
+from mlmanager.datasets.selectors import require_columns
+from mlmanager.datasets.services import dataset_checksum_ensure
 from mlmanager.engine.training import (
     Progress,
     TrainingError,
     TrainingOutcome,
     TrainingSpec,
     train,
+    validate_spec,
 )
 from mlmanager.engine.training.spec import Candidate
 from mlmanager.jobs.models import Job
@@ -38,7 +42,8 @@ from mlmanager.jobs.services import (
 )
 from mlmanager.machines import files
 from mlmanager.machines.jobs import MACHINE_TRAIN
-from mlmanager.machines.models import Machine, ModelVersion, TrainingRun
+from mlmanager.machines.models import Machine, ModelVersion, RunPurpose, TrainingRun
+from mlmanager.machines.services import mlflow_tracking, retraining
 from mlmanager.machines.services.machines import (
     require_ready_dataset,
     training_error,
@@ -105,7 +110,8 @@ def training_start(
     """Create a run and its job, and queue the job on the "training" queue after commit.
 
     The choices are checked against the dataset's profile again (it may have been re-typed)
-    and kept on the run. A model trains once at a time: a second start is a 409
+    and kept on the run with the dataset's id, checksum and rows (`spec["dataset"]`). A
+    model trains once at a time: a second start is a 409
     `training_active`, enforced by the database's one-active-run constraint. An image model's
     job goes to the "gpu" queue when a live worker takes it (else "training", on the CPU).
     """
@@ -113,7 +119,6 @@ def training_start(
     from mlmanager.machines.services import vision
     from mlmanager.machines.tasks import train_machine, train_machine_on_gpu
 
-    user = caller.user
     dataset = require_ready_dataset(machine.dataset)
     vision.require_matching_kind(machine=machine, dataset=dataset)
     task = train_machine
@@ -136,6 +141,108 @@ def training_start(
         )
         kept_spec = training_spec_to_json(spec, dataset_id=dataset.pk)
         budget_s, max_candidates = spec.time_budget_s, spec.max_candidates
+    kept_spec["dataset"] = dataset_record(dataset)
+    return _run_create(
+        caller=caller,
+        machine=machine,
+        spec=kept_spec,
+        seed=seed,
+        budget_s=budget_s,
+        max_candidates=max_candidates,
+        task=task,
+    )
+
+
+def dataset_record(dataset: Dataset) -> dict[str, Any]:
+    """What a run's spec records of its data (`spec["dataset"]`): the dataset, the checksum of
+    its stored file and its rows, so a re-run can tell whether the data is still the same."""
+    try:
+        checksum = dataset_checksum_ensure(dataset=dataset)
+    except FileNotFoundError:  # the job fails on it with its own message
+        logger.warning("dataset %s: no stored file to hash", dataset.pk)
+        checksum = ""
+    return {"id": dataset.pk, "checksum": checksum, "rows": dataset.row_count}
+
+
+def training_rerun(*, caller: Caller, run: TrainingRun) -> TrainingRun:
+    """A new run of `run`'s model with the same spec (inputs with their types, outputs,
+    budget, candidate cap, seed) on the same dataset: with a cap on candidates, the same model.
+
+    409 `dataset_missing` when that dataset was deleted, 409 `dataset_changed` when its
+    stored file is no longer the one the run recorded (its checksum). A run recorded before
+    checksums were kept is re-run on its dataset as it is now. The new run trains on that
+    dataset even when the model now points at another one.
+    """
+    from mlmanager.machines.services import vision  # it imports this module
+    from mlmanager.machines.tasks import train_machine, train_machine_on_gpu
+
+    machine = run.machine
+    spec = dict(run.spec)
+    recorded = dict(spec.get("dataset") or {})
+    dataset_id = recorded.get("id", spec.get("dataset_id"))
+    dataset = (
+        Dataset.objects.filter(pk=dataset_id, team_id=run.team_id).first()
+        if isinstance(dataset_id, int)
+        else None
+    )
+    if dataset is None:
+        raise Conflict(
+            _("The dataset this run trained on was deleted, so it cannot be re-run."),
+            code="dataset_missing",
+        )
+    dataset = require_ready_dataset(dataset)
+    record = dataset_record(dataset)
+    if recorded.get("checksum") and record["checksum"] != recorded["checksum"]:
+        raise Conflict(
+            _(
+                "The data of “%(name)s” changed since this run trained on it, so it cannot be "
+                "re-run exactly. Train the model again instead."
+            )
+            % {"name": dataset.name},
+            code="dataset_changed",
+            details={"recorded": recorded["checksum"], "current": record["checksum"]},
+        )
+    spec.update({"dataset_id": dataset.pk, "dataset": record, "rerun_of": run.pk})
+    task = train_machine
+    if spec.get("kind") == vision.IMAGE_KIND:
+        vision.require_matching_kind(machine=machine, dataset=dataset)
+        budget_s, max_candidates = spec["time_budget_s"], None
+        if gpu_worker_available():
+            task = train_machine_on_gpu
+    else:
+        kept = training_spec_from_json(spec)
+        names = [name for name, _type in kept.inputs]
+        require_columns(dataset=dataset, names=names, field="inputs")
+        try:
+            validate_spec(kept, dataset.profile)
+        except TrainingError as error:
+            raise training_error(error) from None
+        budget_s, max_candidates = kept.time_budget_s, kept.max_candidates
+    return _run_create(
+        caller=caller,
+        machine=machine,
+        spec=spec,
+        seed=run.seed,
+        budget_s=budget_s,
+        max_candidates=max_candidates,
+        task=task,
+    )
+
+
+def _run_create(
+    *,
+    caller: Caller,
+    machine: Machine,
+    spec: dict[str, Any],
+    seed: int,
+    budget_s: float,
+    max_candidates: int | None,
+    task: Any,
+) -> TrainingRun:
+    """The run and its job (training_start, training_rerun), queued after commit."""
+    from mlmanager.machines.tasks import train_machine_on_gpu
+
+    user = caller.user
     training_runs_end_orphaned(machine=machine)
     busy = Conflict(
         _("This model is already training. Wait for the run to end or cancel it."),
@@ -156,7 +263,7 @@ def training_start(
             machine=machine,
             job=job,
             created_by=user,
-            spec=kept_spec,
+            spec=spec,
             seed=seed,
             time_budget_s=int(budget_s),
             max_candidates=max_candidates,
@@ -208,11 +315,18 @@ class RunWatch:
         return bool(self.gone)
 
     def check_existence(self) -> None:
-        if not Machine.objects.filter(pk=self.run.machine_id, dataset_id=self.dataset_id).exists():
-            model_exists = Machine.objects.filter(pk=self.run.machine_id).exists()
-            self.gone = (
-                DATASET_DELETED if model_exists else _("The model was deleted while it trained.")
-            )
+        # The run trains on the dataset its spec names, whichever the model points at now (a
+        # re-run of an older run): one query tells whether the model and that dataset exist.
+        has_data = (
+            Machine.objects.filter(pk=self.run.machine_id)
+            .annotate(has_data=Exists(Dataset.objects.filter(pk=self.dataset_id)))
+            .values_list("has_data", flat=True)
+            .first()
+        )
+        if has_data is None:
+            self.gone = _("The model was deleted while it trained.")
+        elif not has_data:
+            self.gone = DATASET_DELETED
 
 
 class _Watch(RunWatch):
@@ -335,7 +449,7 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
         raise ApplicationError(_("The model was deleted before its training started."))
     machine = run.machine
     dataset = Dataset.objects.filter(pk=run.spec.get("dataset_id")).first()
-    if dataset is None or machine.dataset_id != dataset.pk:
+    if dataset is None:
         raise ApplicationError(DATASET_DELETED)
     if dataset.status != Dataset.Status.READY:
         raise ApplicationError(
@@ -435,8 +549,11 @@ def _record(
         run=run,
         outcome=outcome,
         kind=ModelVersion.Outcome.CANCELLED if cancelled else ModelVersion.Outcome.SUCCEEDED,
-        activate=not cancelled,
+        # A retraining run's version waits for the champion/challenger decision below.
+        activate=not cancelled and run.purpose != RunPurpose.RETRAINING,
     )
+    # MLflow logging is a job of its own, queued on commit; nothing without the setting.
+    mlflow_tracking.run_log_enqueue(run=run)
     facts = outcome.reproducibility.get("outputs") or {}
     for result in outcome.outputs:
         eval_method = (facts.get(result.name) or {}).get("eval_method")
@@ -461,7 +578,9 @@ def _record(
                 % {"outputs": ", ".join(f"“{name}”" for name in missing), "number": version.number}
             )
         raise JobCancelled()
-    context.log(_("Version %(number)s is now active.") % {"number": version.number})
+    if run.purpose != RunPurpose.RETRAINING:
+        context.log(_("Version %(number)s is now active.") % {"number": version.number})
+    retraining.run_finished(run=run, version=version, log=context.log)
     training_settle_attempt(context)
     return {"machine_id": run.machine_id, "run_id": run.pk, "version": version.number}
 

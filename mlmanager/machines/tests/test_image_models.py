@@ -4,6 +4,7 @@ an image run goes to, cross-team isolation, and the model page of a trained imag
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from mlmanager.accounts.caller import Caller
 from mlmanager.core.tests.factories import api_client_for, member
+from mlmanager.datasets.files import local_path
 from mlmanager.datasets.models import Dataset
 from mlmanager.engine.vision import LEVELS
 from mlmanager.jobs.models import Job, Worker
@@ -303,6 +305,12 @@ def test_an_image_run_keeps_its_request(owner, make_image_dataset, settings) -> 
         "seed": 7,
         "max_epochs": 3,
         "dataset_id": dataset.pk,
+        # What the run recorded of its data (issue 18): the file's checksum and its rows.
+        "dataset": {
+            "id": dataset.pk,
+            "checksum": hashlib.sha256(local_path(dataset.parquet_path).read_bytes()).hexdigest(),
+            "rows": dataset.row_count,
+        },
     }
     assert (run.time_budget_s, run.max_candidates, run.seed) == (400, None, 7)
 
