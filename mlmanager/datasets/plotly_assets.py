@@ -98,8 +98,10 @@ class PlotlyFinder(BaseFinder):
         return []
 
     def find(self, path: str, find_all: bool = False, **kwargs: Any) -> Any:
+        # No match is [] either way, as Django's own finders answer: `finders.find` wraps any
+        # other value in a list, and [None] made WhiteNoise answer 500 for unknown paths.
         if path != plotly_js_static_name():
-            return [] if find_all else None
+            return []
         found = str(plotly_js_path())
         return [found] if find_all else found
 

@@ -548,6 +548,13 @@ def test_plotly_js_is_a_static_file_from_the_package() -> None:
     assert listed == [("vendor", name.removeprefix("vendor/"))]
 
 
+def test_an_unknown_static_path_is_still_not_found() -> None:
+    # Django's finders.find wraps a finder's None in a list: [None] made WhiteNoise (which
+    # asks the finders in development) answer 500 instead of 404.
+    assert finders.find("vendor/nothing-here.js") is None
+    assert finders.find("vendor/nothing-here.js", find_all=True) == []
+
+
 def test_the_committed_stylesheet_matches_the_bundle() -> None:
     """After upgrading plotly, run `python -m mlmanager.datasets.plotly_assets`."""
     bundle = plotly_assets.plotly_js_path().read_text(encoding="utf-8")
