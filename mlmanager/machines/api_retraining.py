@@ -24,6 +24,8 @@ from mlmanager.machines.services import retraining
 class RetrainingPolicyOutputSerializer(serializers.ModelSerializer[RetrainingPolicy]):
     at_time = TimeOfDayField(format="%H:%M", read_only=True)
     last_run = serializers.IntegerField(source="last_run_id", allow_null=True)
+    # Null until the policy is first saved: GET answers the defaults of a model without one.
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
     new_rows = serializers.SerializerMethodField(
         help_text="Rows added to the model's data since the active version's training (or the "
         "last retraining start); null without a dataset."

@@ -485,3 +485,12 @@ def test_a_candidate_that_does_not_beat_the_champion_is_kept_as_challenger(
         "champion": "1",
         "rows": decision.holdout_rows,
     }
+
+
+def test_the_schema_documents_an_unsaved_policys_null_updated_at() -> None:
+    # GET answers a model's default policy before anyone saved one: updated_at is null then
+    # (found by the API fuzz).
+    from mlmanager.core.tests.test_api_schema import _schema
+
+    schema = _schema()["components"]["schemas"]["RetrainingPolicyOutput"]
+    assert schema["properties"]["updated_at"]["nullable"] is True
