@@ -230,24 +230,8 @@ def experimenter_set(*, caller: Caller, machine: Machine, rules: Any) -> Machine
             raise _invalid_rule(output, str(problem)) from None
     clean = {output: rules[output].strip() for output in outputs}
     machine = Machine.objects.select_for_update().get(pk=machine.pk)
-    before = dict(machine.experimenter_rules)
-    machine.experimenter_rules = clean
-    machine.experimenter_updated_by = caller.user
-    machine.experimenter_updated_at = timezone.now()
-    machine.save(
-        update_fields=[
-            "experimenter_rules",
-            "experimenter_updated_by",
-            "experimenter_updated_at",
-            "updated_at",
-        ]
-    )
-    audit_record(
-        caller=caller,
-        team=machine.team,
-        action=AuditAction.MODEL_EXPERIMENTER_SET,
-        target=machine,
-        changes={"rules": (before, clean)},
+    _rules_save(
+        caller=caller, machine=machine, rules=clean, action=AuditAction.MODEL_EXPERIMENTER_SET
     )
     logger.info("model %s: experimenter rules set", machine.pk)
     return machine
@@ -259,24 +243,8 @@ def experimenter_delete(*, caller: Caller, machine: Machine) -> None:
     machine = Machine.objects.select_for_update().get(pk=machine.pk)
     if not machine.experimenter_rules:
         raise NotFound(_("This model has no experimenter rules."), code="no_rules")
-    before = dict(machine.experimenter_rules)
-    machine.experimenter_rules = {}
-    machine.experimenter_updated_by = caller.user
-    machine.experimenter_updated_at = timezone.now()
-    machine.save(
-        update_fields=[
-            "experimenter_rules",
-            "experimenter_updated_by",
-            "experimenter_updated_at",
-            "updated_at",
-        ]
-    )
-    audit_record(
-        caller=caller,
-        team=machine.team,
-        action=AuditAction.MODEL_EXPERIMENTER_DELETED,
-        target=machine,
-        changes={"rules": (before, {})},
+    _rules_save(
+        caller=caller, machine=machine, rules={}, action=AuditAction.MODEL_EXPERIMENTER_DELETED
     )
 
 
@@ -354,4 +322,27 @@ def _invalid_rule(output: str, problem: str) -> ApplicationError:
         % {"output": output, "problem": problem},
         code="invalid_rule",
         details={"output": output, "problem": problem},
+    )
+
+
+def _rules_save(*, caller: Caller, machine: Machine, rules: dict[str, str], action: str) -> None:
+    """Store `rules` on the (locked) model with who and when, and audit the change."""
+    before = dict(machine.experimenter_rules)
+    machine.experimenter_rules = rules
+    machine.experimenter_updated_by = caller.user
+    machine.experimenter_updated_at = timezone.now()
+    machine.save(
+        update_fields=[
+            "experimenter_rules",
+            "experimenter_updated_by",
+            "experimenter_updated_at",
+            "updated_at",
+        ]
+    )
+    audit_record(
+        caller=caller,
+        team=machine.team,
+        action=action,
+        target=machine,
+        changes={"rules": (before, rules)},
     )
