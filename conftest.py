@@ -47,6 +47,15 @@ def _fresh_model_cache() -> None:
     serving.cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rule_caches() -> None:
+    """Nor do the alert rules' per-process caches (the ingest's index is keyed by team and
+    the rules' newest change, both of which a rolled-back or time-frozen test may repeat)."""
+    from mlmanager.monitoring.services import evaluation
+
+    evaluation.rule_caches_forget()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(
     django_db_modify_db_settings_parallel_suffix: None,

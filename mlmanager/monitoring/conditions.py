@@ -354,6 +354,53 @@ def may_hold(condition: Mapping[str, Any], span: Span) -> bool:
     return bool(condition["value"] < 0)
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """`may_hold` of several conditions on one series at once (`bounds_of`), for the ingest's
+    first look at each sensor of a batch: a span inside every box surely holds none of them.
+    The leaves above, below and outside are a box of values (`lowest`..`highest`: a span
+    going below `lowest` or above `highest` may hold one), rate_above a steepest change
+    (`rates`: (value, per_s)); the other conditions (inside, all/any, no_data) are judged one
+    by one (`others`)."""
+
+    lowest: float = -math.inf
+    highest: float = math.inf
+    rates: tuple[tuple[float, float], ...] = ()
+    others: tuple[Mapping[str, Any], ...] = ()
+
+    def may_hold(self, span: Span) -> bool:
+        """Whether one of the conditions may hold on a batch spanning `span`: `may_hold` of
+        each, in one comparison for the box."""
+        if span.lowest < self.lowest or span.highest > self.highest:
+            return True
+        steepest = span.steepest
+        if steepest is not None and any(steepest * per_s > value for value, per_s in self.rates):
+            return True
+        return any(may_hold(condition, span) for condition in self.others)
+
+
+def bounds_of(conditions: Sequence[Mapping[str, Any]]) -> Bounds:
+    """The `Bounds` of these (valid) conditions."""
+    lowest, highest = -math.inf, math.inf
+    rates: list[tuple[float, float]] = []
+    others: list[Mapping[str, Any]] = []
+    for condition in conditions:
+        op = condition.get("op")
+        # The comparisons of `may_hold`, gathered: holds at a value below the highest
+        # `lowest` (below, outside), or above the lowest `highest` (above, outside).
+        if op == "above":
+            highest = min(highest, condition["value"])
+        elif op == "below":
+            lowest = max(lowest, condition["value"])
+        elif op == "outside":
+            lowest, highest = max(lowest, condition["low"]), min(highest, condition["high"])
+        elif op == "rate_above":
+            rates.append((condition["value"], condition.get("per_s", DEFAULT_PER_S)))
+        else:
+            others.append(condition)
+    return Bounds(lowest=lowest, highest=highest, rates=tuple(rates), others=tuple(others))
+
+
 # --- the state machine --------------------------------------------------------------------------
 
 

@@ -259,7 +259,12 @@ class AlertRule(TeamOwnedModel, Mutable):
         ]
         # The scheduler's cache of periodic rules is keyed by the newest updated_at: one
         # index probe per run rather than a scan of every rule.
-        indexes = [models.Index(fields=["updated_at"], name="alert_rule_updated_at")]
+        # The ingest reads the rules that are not ok at each batch (`evaluation._watching`):
+        # few of a team's, found without a scan of all of them.
+        indexes = [
+            models.Index(fields=["updated_at"], name="alert_rule_updated_at"),
+            models.Index(fields=["team"], condition=~Q(state="ok"), name="alert_rule_not_ok"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -125,7 +125,8 @@ def sensors_newest_readings(*, sensor_ids: Iterable[int]) -> dict[int, tuple[dat
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, last_timestamp, last_value FROM {Sensor._meta.db_table} "  # noqa: S608
-                "WHERE id = ANY(%s) AND last_timestamp IS NOT NULL AND last_value IS NOT NULL",
+                "WHERE id = ANY(%s::bigint[])"
+                " AND last_timestamp IS NOT NULL AND last_value IS NOT NULL",
                 [ids],
             )
             return {pk: (stamp, value) for pk, stamp, value in cursor.fetchall()}

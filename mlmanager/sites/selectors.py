@@ -683,7 +683,7 @@ def sensors_window_values(
                 f"""
                 SELECT sensor_id, count(value), sum(value), min(value), max(value)
                 FROM {Reading._meta.db_table}
-                WHERE sensor_id = ANY(%s) AND timestamp > %s AND timestamp <= %s
+                WHERE sensor_id = ANY(%s::bigint[]) AND timestamp > %s AND timestamp <= %s
                 GROUP BY sensor_id
                 """,  # noqa: S608 - the model's table; the values are parameters
                 [ids, start, end],

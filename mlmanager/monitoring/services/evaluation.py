@@ -32,7 +32,10 @@ alerts, their AlertEvents and their notifications (`notifications.notifications_
 tells nobody of a muted rule or alert) in a few; the site's dashboards hear of it after the
 commit. Rules are read without the model (`_rules`, and at ingest `_watching`: their state
 columns, on PostgreSQL with the times as integers; their series and conditions parsed once
-and cached by updated_at).
+and cached by updated_at). At ingest most are not read at all: each process keeps, per team,
+which rules watch each sensor and the `conditions.Bounds` of its walked ones
+(`_ingest_index`), and a sensor whose new values stay inside them moves none of those that
+are ok; only the others, and the rules that are not ok, are read.
 """
 
 from __future__ import annotations
@@ -343,7 +346,7 @@ def _rules_by_id(ids: Sequence[int]) -> list[_Rule]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns} FROM {AlertRule._meta.db_table} "  # noqa: S608 - ours
-            "WHERE id = ANY(%s) AND enabled ORDER BY id",
+            "WHERE id = ANY(%s::bigint[]) AND enabled ORDER BY id",
             [list(ids)],
         )
         return _rules_of_rows(cursor.fetchall())
@@ -400,13 +403,85 @@ _TIME_COLUMNS = frozenset({"updated_at", "state_since", "last_evaluated_at", "ne
 _TIME_INDEXES = tuple(index for index, name in enumerate(_RULE_COLUMNS) if name in _TIME_COLUMNS)
 
 
-def _watching(team_id: int, sensor_ids: Sequence[int]) -> list[Sequence[Any]]:
-    """The rows (`_RULE_COLUMNS`, times in microseconds since the epoch) of the team's
-    enabled rules on these sensors, in id order, in one query: what the ingest needs to
-    tell which of them a batch may move (their definitions are cached) and to judge those.
-    On PostgreSQL in plain SQL with the times as integers: loading 10 000 rules' state
-    columns (four timestamps each) through the ORM was a third of the evaluation at ingest."""
+@dataclass
+class _Watch:
+    """What the ingest knows of one sensor's rules without reading them (`_ingest_index`):
+    its walked rules and the `conditions.Bounds` of their conditions (a batch inside them
+    moves none of those that are ok), and the other rules reading it (judged at each batch)."""
+
+    walked: list[int] = field(default_factory=list)
+    walked_conditions: list[dict[str, Any]] = field(default_factory=list)
+    bounds: conditions.Bounds = field(default_factory=conditions.Bounds)
+    reads_rate: bool = False
+    others: list[int] = field(default_factory=list)
+
+
+# Per team, the `_Watch` of each sensor with enabled rules, and what it was read under: the
+# rules' newest updated_at (one index probe per batch; creating or changing a rule moves it)
+# and when (re-read after INGEST_INDEX_TTL_S whatever it says: a change that commits with an
+# older updated_at than one already seen). A rule disabled since is dropped where the rows
+# are read (enabled only). Reading 10 000 rules' state at every batch, to skip most of them,
+# was the ingest's largest cost of evaluation.
+_INGEST_INDEX: dict[tuple[Any, ...], tuple[Any, float, dict[int, _Watch]]] = {}
+INGEST_INDEX_TTL_S = 60.0
+_INGEST_INDEX_TEAMS_MAX = 1000
+
+
+def _newest_rule_change() -> Any:
+    return AlertRule.objects.order_by("-updated_at").values_list("updated_at", flat=True).first()
+
+
+def _ingest_index(team_id: int) -> dict[int, _Watch]:
+    """The team's sensors' `_Watch`es, cached per process (see `_INGEST_INDEX`)."""
+    key = (connection.alias, connection.settings_dict.get("NAME"), team_id)
+    newest = _newest_rule_change()
+    cached = _INGEST_INDEX.get(key)
+    if (
+        cached is not None
+        and cached[0] == newest
+        and time.monotonic() - cached[1] < INGEST_INDEX_TTL_S
+    ):
+        return cached[2]
     through = AlertRule.sensors.through
+    rows = list(
+        through.objects.filter(alertrule__team_id=team_id, alertrule__enabled=True)
+        .order_by("alertrule_id", "sensor_id")
+        .values_list("alertrule_id", "sensor_id", "alertrule__updated_at", "alertrule__hysteresis")
+    )
+    definitions = _definitions_of(
+        {rule: (_microseconds(updated_at), hysteresis) for rule, _s, updated_at, hysteresis in rows}
+    )
+    watches: dict[int, _Watch] = defaultdict(_Watch)
+    for rule, sensor, _updated_at, _hysteresis in rows:
+        definition = definitions.get(rule)
+        if definition is None:  # deleted meanwhile
+            continue
+        watch = watches[sensor]
+        if definition.walked_sensor == sensor and definition.relaxed is not None:
+            watch.walked.append(rule)
+            watch.walked_conditions.append(definition.condition)
+            watch.reads_rate = watch.reads_rate or definition.reads_rate
+        else:  # not walked, or broken (its evaluation fails where it is judged, alone)
+            watch.others.append(rule)
+    for watch in watches.values():
+        watch.bounds = conditions.bounds_of(watch.walked_conditions)
+    if len(_INGEST_INDEX) >= _INGEST_INDEX_TEAMS_MAX:
+        _INGEST_INDEX.clear()
+    _INGEST_INDEX[key] = (newest, time.monotonic(), dict(watches))
+    return _INGEST_INDEX[key][2]
+
+
+def _watching(
+    team_id: int, sensor_ids: Sequence[int], candidates: Sequence[int]
+) -> list[Sequence[Any]]:
+    """The rows (`_RULE_COLUMNS`, times in microseconds since the epoch) of the team's
+    enabled rules among `candidates`, and of those on these sensors that are not ok (their
+    state is only known here), in id order. On PostgreSQL in plain SQL with the times as
+    integers (loading rules' state columns, four timestamps each, through the ORM was a third
+    of the evaluation at ingest), in two index scans: the candidates by id, the team's rules
+    that are not ok (`alert_rule_not_ok`; one OR of both scanned every rule of the team)."""
+    through = AlertRule.sensors.through
+    wanted = set(candidates)
     if connection.vendor != "postgresql":
         watching = through.objects.filter(sensor_id__in=sensor_ids).values("alertrule_id")
         rows: list[Sequence[Any]] = []
@@ -415,6 +490,8 @@ def _watching(team_id: int, sensor_ids: Sequence[int]) -> list[Sequence[Any]]:
             .order_by("pk")
             .values_list(*_RULE_COLUMNS)
         ):
+            if row[0] not in wanted and row[4] == AlertRule.State.OK:
+                continue
             light = list(row)
             for index in _TIME_INDEXES:
                 if light[index] is not None:
@@ -427,16 +504,18 @@ def _watching(team_id: int, sensor_ids: Sequence[int]) -> list[Sequence[Any]]:
         else ("id" if name == "pk" else name)
         for name in _RULE_COLUMNS
     )
+    table = AlertRule._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT {columns} FROM {AlertRule._meta.db_table}
-            WHERE team_id = %s AND enabled AND id IN (
-                SELECT alertrule_id FROM {through._meta.db_table} WHERE sensor_id = ANY(%s)
-            )
-            ORDER BY id
+            SELECT {columns} FROM {table} WHERE id = ANY(%s::bigint[]) AND team_id = %s AND enabled
+            UNION
+            SELECT {columns} FROM {table} WHERE team_id = %s AND enabled AND state <> 'ok'
+              AND id IN (SELECT alertrule_id FROM {through._meta.db_table}
+                         WHERE sensor_id = ANY(%s::bigint[]))
+            ORDER BY 1
             """,  # noqa: S608 - the models' tables; the values are parameters
-            [team_id, list(sensor_ids)],
+            [sorted(wanted), team_id, team_id, list(sensor_ids)],
         )
         return cursor.fetchall()
 
@@ -715,7 +794,7 @@ def _move_rules(moved: Sequence[_Result], *, now: datetime, scheduled: bool) -> 
     rules = [result.rule for result in moved]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",  # noqa: S608
+            f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",  # noqa: S608
             [sorted(rule.pk for rule in rules)],
         )
         cursor.execute(
@@ -841,7 +920,7 @@ def _targets(through: Any, column: str, ids: list[int]) -> list[tuple[int, int]]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT alertrule_id, {column} FROM {through._meta.db_table} "  # noqa: S608
-            "WHERE alertrule_id = ANY(%s) ORDER BY id",
+            "WHERE alertrule_id = ANY(%s::bigint[]) ORDER BY id",
             [ids],
         )
         return cursor.fetchall()
@@ -1121,32 +1200,56 @@ def _bulk_reader(
 
 
 def evaluate_sensor_values(
-    team_id: int, values: Mapping[int, Sequence[tuple[datetime, float]]]
+    team_id: int,
+    values: Mapping[int, Sequence[tuple[datetime, float]]],
+    previous: Mapping[int, tuple[datetime, float]] | None = None,
 ) -> None:
     """Evaluate the team's enabled rules on these sensors with their new values (sensor id →
     [(timestamp, calibrated value)], newer than the sensor's previous latest). Called by the
-    ingest in its transaction.
+    ingest in its transaction, with `previous`: each sensor's latest reading before these
+    (none: it had none), the first step of a rate; read here when not given.
 
-    One query finds the rules with their states (`_watching`; their definitions are
-    cached). A walked rule that is ok and whose condition holds at none of the new values
-    (`conditions.may_hold` on the batch's span: lowest, highest, steepest change from the
-    sensor's reading before them) cannot change state: it is neither walked nor written.
-    The others are walked; the rules on aggregates read their series at once (a few
-    queries); only transitions are written."""
+    First without reading a rule (`_ingest_index`, cached per process): a sensor whose new
+    values stay inside the `Bounds` of its walked rules (lowest, highest, steepest change
+    from the reading before them) moves none of those that are ok. Then one query reads the
+    rules that may move: the walked rules of the other sensors, the rules on aggregates
+    (judged at each batch), and whatever is not ok. An ok walked rule whose condition holds
+    at none of the new values (`conditions.may_hold`) is neither walked nor written; the
+    others are walked; the rules on aggregates read their series at once (a few queries);
+    only transitions are written."""
     sensor_ids = sorted(pk for pk, points in values.items() if points)
     if not sensor_ids:
         return
-    watching = _watching(team_id, sensor_ids)
+    index = _ingest_index(team_id)
+    watches = {pk: watch for pk in sensor_ids if (watch := index.get(pk)) is not None}
+    if not watches:
+        return
+    if previous is None:
+        rate_sensors = [pk for pk, watch in watches.items() if watch.reads_rate]
+        previous = (
+            _readings_before({pk: min(values[pk])[0] for pk in rate_sensors})
+            if rate_sensors
+            else {}
+        )
+    ordered = {pk: sorted(values[pk]) for pk in watches}
+    spans: dict[int, conditions.Span] = {}
+    candidates: list[int] = []
+    for pk, watch in watches.items():
+        candidates.extend(watch.others)
+        if watch.walked:
+            span = spans[pk] = conditions.span_of(ordered[pk], previous.get(pk))
+            if watch.bounds.may_hold(span):
+                candidates.extend(watch.walked)
+    watching = _watching(team_id, sorted(watches), candidates)
     if not watching:
         return
     definitions = _definitions_of_rows(watching)
-    latest = {pk: max(values[pk]) for pk in sensor_ids}  # each sensor's newest new value
+    latest = {pk: ordered[pk][-1] for pk in ordered}  # each sensor's newest new value
     newest = {pk: found[0] for pk, found in latest.items()}
     # Rows and sets rather than a tuple per rule: this runs for every rule of every batch,
     # and the allocations' share of the collector's passes showed in the profiles.
     walked: list[Sequence[Any]] = []  # the walked rules' rows
     others: list[tuple[Sequence[Any], datetime]] = []  # (row, the moment it is judged at)
-    rate_sensors: set[int] = set()
     for row in watching:
         definition = definitions.get(row[0])
         if definition is None:  # deleted meanwhile
@@ -1155,8 +1258,6 @@ def evaluate_sensor_values(
         if sensor is not None:
             if sensor in newest:
                 walked.append(row)
-                if definition.reads_rate:
-                    rate_sensors.add(sensor)
             continue
         moments = [
             newest[spec["sensor"]]
@@ -1165,25 +1266,20 @@ def evaluate_sensor_values(
         ]
         if moments:
             others.append((row, max(moments)))
-    # The reading before each batch, for the sensors whose rules read a rate (one query).
-    previous = (
-        _readings_before({pk: min(values[pk])[0] for pk in rate_sensors}) if rate_sensors else {}
-    )
-    spans: dict[int, conditions.Span] = {}
     results = []
     ok = AlertRule.State.OK
     for row in walked:
         definition = definitions[row[0]]
         sensor = definition.walked_sensor
         assert sensor is not None
-        before = previous.get(sensor) if sensor in rate_sensors else None
+        before = previous.get(sensor)
         if row[4] == ok:  # its state
-            span = spans.get(sensor)
-            if span is None:
-                span = spans[sensor] = conditions.span_of(sorted(values[sensor]), before)
-            if not conditions.may_hold(definition.condition, span):
+            known = spans.get(sensor)
+            if known is None:
+                known = spans[sensor] = conditions.span_of(ordered[sensor], before)
+            if not conditions.may_hold(definition.condition, known):
                 continue
-        results.append(_walk(_rule_of_row(row, definition), values[sensor], before))
+        results.append(_walk(_rule_of_row(row, definition), ordered[sensor], before))
     judged = [(_rule_of_row(row, definitions[row[0]]), at) for row, at in others]
     bulk = [(rule, at) for rule, at in judged if _reads_sensors_only(rule)]
     # The rules are judged at their sensors' newest new values: those are what the sensors'
@@ -1344,14 +1440,14 @@ def _newest_and_states(
             f"""
             SELECT id, (extract(epoch FROM last_timestamp) * 1000000)::bigint
             FROM {Sensor._meta.db_table}
-            WHERE id = ANY(%s) AND last_timestamp IS NOT NULL AND last_value IS NOT NULL
+            WHERE id = ANY(%s::bigint[]) AND last_timestamp IS NOT NULL AND last_value IS NOT NULL
             """,  # noqa: S608 - the model's table; the values are parameters
             [ids],
         )
         newest = dict(cursor.fetchall())
         cursor.execute(
             f"SELECT id, state FROM {AlertRule._meta.db_table} "  # noqa: S608 - ours
-            "WHERE id = ANY(%s) AND enabled",
+            "WHERE id = ANY(%s::bigint[]) AND enabled",
             [rule_ids],
         )
         states = cursor.fetchall()
@@ -1465,10 +1561,12 @@ def _periodic_due(rules: list[tuple[int, int]], slot_end: int) -> list[int]:
     return sorted(pk for ids in due for pk in ids)
 
 
-def periodic_rules_forget() -> None:
-    """Drop the cache of periodic rules (tests, and services of this process that just
-    changed a rule: it is read again at the next run)."""
+def rule_caches_forget() -> None:
+    """Drop this process's caches of rules, the scheduler's periodic ones and the ingest's
+    index (tests, and services of this process that just changed a rule: they are read
+    again when next needed)."""
     _PERIODIC.clear()
+    _INGEST_INDEX.clear()
 
 
 def _evaluate_together(rules: Sequence[_Rule], *, now: datetime) -> int:

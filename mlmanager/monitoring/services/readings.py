@@ -22,15 +22,19 @@ logger = logging.getLogger(__name__)
 
 
 def readings_received(
-    *, team_id: int, values: Mapping[int, Sequence[tuple[datetime, float]]]
+    *,
+    team_id: int,
+    values: Mapping[int, Sequence[tuple[datetime, float]]],
+    previous: Mapping[int, tuple[datetime, float]] | None = None,
 ) -> None:
     """`values`: sensor id → its new (timestamp, calibrated value), in time order, newer than
-    the sensor's previous latest."""
+    the sensor's previous latest; `previous`: that latest (timestamp, calibrated value), for
+    the sensors that had one."""
     if not values:
         return
     try:
         with transaction.atomic():
-            evaluation.evaluate_sensor_values(team_id, values)
+            evaluation.evaluate_sensor_values(team_id, values, previous)
     except Exception:
         logger.exception("alert rules of team %s could not be evaluated at ingest", team_id)
     try:

@@ -228,7 +228,7 @@ def rule_create(
     now = timezone.now()
     rule = AlertRule(team=team, description=description or "", created_by=caller.user, **fields)
     rule.next_evaluation_at = evaluation.next_evaluation(rule, now=now, first=True)
-    evaluation.periodic_rules_forget()
+    evaluation.rule_caches_forget()
     rule.full_clean(exclude=["team"])
     rule.save()
     _save_related(rule)
@@ -272,7 +272,7 @@ def rule_update(*, caller: Caller, rule: AlertRule, **fields: Any) -> AlertRule:
     if restart:
         evaluation.rule_reset(rule=rule, now=now, reason="rule_changed")
     rule.next_evaluation_at = evaluation.next_evaluation(rule, now=now, first=True)
-    evaluation.periodic_rules_forget()
+    evaluation.rule_caches_forget()
     rule.full_clean(exclude=["team"])
     # Only what changed: an evaluation may move the rule's state meanwhile.
     saved = [*changes, "next_evaluation_at", "updated_at"]
@@ -498,7 +498,7 @@ def rules_on_watched_deleted(
         watching |= AlertRule.objects.filter(machines__in=machine_ids)
     rules = list(watching.filter(enabled=True).distinct())
     now = timezone.now()
-    evaluation.periodic_rules_forget()
+    evaluation.rule_caches_forget()
     for rule in rules:
         evaluation.rule_reset(rule=rule, now=now, reason="watched_deleted")
         AlertRule.objects.filter(pk=rule.pk).update(

@@ -273,3 +273,42 @@ def test_step_from_each_state() -> None:
     assert step(PENDING, T0, at(5), False, True, 60) == (OK, at(5), "resolved")
     assert step(FIRING, T0, at(5), False, False, 60) == (FIRING, T0, "none")
     assert step(FIRING, T0, at(5), False, True, 60) == (OK, at(5), "resolved")
+
+
+def test_bounds_judge_a_span_as_may_hold_of_each_condition() -> None:
+    """The ingest's first look at a sensor (`Bounds.may_hold`) never skips a batch that one
+    of the sensor's conditions may hold on, and skips the ones none may: checked against
+    `may_hold` of each condition on random conditions and spans, thresholds met exactly
+    included."""
+    import random
+
+    generator = random.Random(7)
+    grid = [-5.0, 0.0, 5.0, 10.0, 15.0]
+
+    def leaf() -> dict[str, Any]:
+        op = generator.choice(["above", "below", "outside", "inside", "rate_above", "no_data"])
+        if op in ("outside", "inside"):
+            low, high = sorted(generator.sample(grid, 2))
+            return {"series": 0, "op": op, "low": low, "high": high}
+        if op == "rate_above":
+            return {"series": 0, "op": op, "value": generator.choice(grid), "per_s": 10.0}
+        if op == "no_data":
+            return {"series": 0, "op": op, "value": generator.choice([-1.0, 60.0])}
+        return {"series": 0, "op": op, "value": generator.choice(grid)}
+
+    def condition() -> dict[str, Any]:
+        if generator.random() < 0.2:
+            return {generator.choice(["all", "any"]): [leaf(), leaf()]}
+        return leaf()
+
+    skipped = moved = 0
+    for _case in range(3000):
+        rules = [condition() for _rule in range(generator.randint(0, 4))]
+        lowest, highest = sorted(generator.choice(grid) for _bound in range(2))
+        steepest = generator.choice([None, 0.0, 0.5, 1.0, 2.0])
+        span = conditions.Span(lowest=lowest, highest=highest, steepest=steepest)
+        expected = any(conditions.may_hold(rule, span) for rule in rules)
+        assert conditions.bounds_of(rules).may_hold(span) is expected, (rules, span)
+        moved += expected
+        skipped += not expected
+    assert skipped > 500 and moved > 500  # both sides were exercised

@@ -155,10 +155,12 @@ def test_ingest_evaluation_takes_a_constant_number_of_queries(world: dict[str, A
             evaluation.evaluate_sensor_values(world["team"].pk, values)
         return len(captured)
 
-    # The rules' series and conditions are read once, then cached by (id, updated_at).
-    assert queries(sensors) == 2
-    # The rules; nothing written: none can change state (was 2, with a bulk UPDATE of them).
-    assert queries(sensors[:3]) == queries(sensors) == 1
+    # The newest rule change, the sensors' rules (their series and conditions: once, then
+    # cached by (id, updated_at)), the rules that may move.
+    assert queries(sensors) == 4
+    # The newest rule change and the rules that are not ok: none of these values can move
+    # one, so none is read and nothing is written.
+    assert queries(sensors[:3]) == queries(sensors) == 2
     assert not AlertRule.objects.filter(last_value__isnull=False).exists()
     assert not Alert.objects.exists()
     # Rules reading a rate, and rules on an aggregate: one query more each, however many.
@@ -170,10 +172,45 @@ def test_ingest_evaluation_takes_a_constant_number_of_queries(world: dict[str, A
             series=[{"kind": "sensor", "sensor": sensor.pk, "aggregation": "avg", "period_s": 60}],
         )
     queries(sensors, 5)  # the new rules' definitions read, then cached
-    # + readings before; + the sensors' newest readings (from their rows; the windows of
-    # sensors without a reading in them are not read).
-    assert queries(sensors[:3], 10) == queries(sensors, 20) == 3
+    # + the readings before (the ingest hands them over); + the sensors' newest readings
+    # (from their rows; the windows of sensors without a reading in them are not read).
+    assert queries(sensors[:3], 10) == queries(sensors, 20) == 4
     assert not Alert.objects.exists()
+
+
+def test_the_ingest_sees_a_rule_changed_by_another_process_at_its_next_batch(
+    world: dict[str, Any],
+):
+    """The ingest's index of rules is cached per process, keyed by the rules' newest change:
+    a rule saved elsewhere (here: written behind the services' back, which would have told
+    this process) is judged anew at the next batch."""
+    rule = rule_of(world, ABOVE_80)
+    evaluation.evaluate_sensor_values(world["team"].pk, {world["heat"].pk: [(at(0), 50.0)]})
+    assert evaluation._INGEST_INDEX  # built, and kept
+    AlertRule.objects.filter(pk=rule.pk).update(
+        condition={"series": 0, "op": "above", "value": 40}, updated_at=timezone.now()
+    )
+    evaluation.evaluate_sensor_values(world["team"].pk, {world["heat"].pk: [(at(1), 50.0)]})
+    alert = Alert.objects.get(rule=rule)
+    assert (alert.state, alert.value) == ("firing", 50.0)
+    # Disabled elsewhere without a change of updated_at: its row is no longer read.
+    AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
+    other = rule_of(world, {"series": 0, "op": "below", "value": 0}, name="Frozen")
+    evaluation.evaluate_sensor_values(world["team"].pk, {world["heat"].pk: [(at(2), -5.0)]})
+    assert Alert.objects.get(rule=other).state == "firing"
+    assert Alert.objects.get(rule=rule).state == "firing"  # untouched: resolved by nothing
+
+
+def test_a_rate_at_ingest_starts_from_the_sensors_latest_before_the_request(
+    world: dict[str, Any],
+):
+    """The ingest hands the rules each sensor's latest reading before the request (from the
+    sensor's row): a jump between two requests is a rate, as within one."""
+    rule = rule_of(world, {"series": 0, "op": "rate_above", "value": 100, "per_s": 60})
+    store(world, world["heat"], [(at(0), 20.0)])
+    assert not Alert.objects.exists()
+    store(world, world["heat"], [(at(6), 40.0)])  # 200 per minute
+    assert Alert.objects.get(rule=rule).value == 40.0
 
 
 def test_rules_of_other_teams_and_disabled_rules_are_not_evaluated(world: dict[str, Any]):

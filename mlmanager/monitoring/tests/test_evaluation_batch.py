@@ -304,7 +304,7 @@ def test_two_schedulers_evaluate_each_periodic_rule_once_per_slot(monkeypatch: A
         )
     # Past their first (one-off) evaluation: from now on due on their period only.
     AlertRule.objects.filter(pk__in=[quiet.pk, silent.pk]).update(next_evaluation_at=None)
-    evaluation.periodic_rules_forget()
+    evaluation.rule_caches_forget()
     evaluated: list[int] = []
     original = evaluation.evaluate_due_rules
 

@@ -345,10 +345,10 @@ def test_due_rules_evaluated_together_move_as_one_by_one(db: None):
         others = AlertRule.objects.exclude(team=together["team"]).filter(enabled=True)
         parked = list(others.values_list("pk", flat=True))
         others.update(enabled=False)
-        evaluation.periodic_rules_forget()
+        evaluation.rule_caches_forget()
         counts["together"].append(evaluation.evaluate_due_rules(moment))
         AlertRule.objects.filter(pk__in=parked).update(enabled=True)
-        evaluation.periodic_rules_forget()
+        evaluation.rule_caches_forget()
         counts["alone"].append(_one_by_one(alone["team"], moment))
     assert counts["together"] == counts["alone"]
     assert sum(counts["together"]) >= 16

@@ -232,10 +232,18 @@ def _ingest(
             current[row.sensor_id].append((row.timestamp, row.value))
     for values in current.values():
         values.sort(key=lambda point: point[0])
+    # Each sensor's latest before this request: the reading before its new values (a rate
+    # rule's first step), known here without a query.
+    latest_before = {
+        pk: (sensor.last_timestamp, sensor.last_value)
+        for pk in current
+        if (sensor := by_id[pk]).last_timestamp is not None and sensor.last_value is not None
+    }
     for team_id in sorted({by_id[sensor_id].team_id for sensor_id in current}):
         readings_received(
             team_id=team_id,
             values={k: v for k, v in current.items() if by_id[k].team_id == team_id},
+            previous={k: v for k, v in latest_before.items() if by_id[k].team_id == team_id},
         )
     return answer, {by_id[sensor_id].site_id for sensor_id in newest}
 
@@ -540,7 +548,7 @@ def _record_latest(newest: Sequence[NewReading]) -> None:
     ids = [row.sensor_id for row in newest]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",  # noqa: S608
+            f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",  # noqa: S608
             [ids],
         )
         cursor.execute(
