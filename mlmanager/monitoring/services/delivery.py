@@ -4,7 +4,8 @@
 sends them and retries failures with exponential back-off; after MAX_ATTEMPTS a row is failed
 and its alert's timeline says so. Webhooks are POSTed signed (`webhook_signature`), only to
 http(s) URLs and, unless MLMANAGER_WEBHOOK_ALLOW_PRIVATE, never to private or local addresses
-(`webhook_url_check`). `escalate_due` (the `monitoring.escalate` task) notifies a rule's
+(`webhook_url_check`; the POST connects to the address checked, so a name that resolves
+elsewhere a moment later cannot take it inside). `escalate_due` (the `monitoring.escalate` task) notifies a rule's
 `escalate_to` once when its firing alert stays unacknowledged too long.
 """
 
@@ -19,7 +20,7 @@ import socket
 import time as clock
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
@@ -52,25 +53,31 @@ def _iso(moment: datetime) -> str:
 # --- webhooks: where they may go, and how they are signed ----------------------------------------
 
 
-def webhook_url_check(url: str, *, resolve: bool = True) -> None:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def webhook_url_check(url: str, *, resolve: bool = True) -> list[Address]:
     """Refuse a URL that is not http(s), and — unless MLMANAGER_WEBHOOK_ALLOW_PRIVATE — one
     whose host is (or, with `resolve`, resolves to) a private, loopback, link-local or other
-    non-public address: a webhook must not reach the servers' own network (SSRF)."""
+    non-public address: a webhook must not reach the servers' own network (SSRF). Returns the
+    addresses checked (none when private ones are allowed, or a name was not resolved): the
+    POST connects to one of them (`webhook_post`), not to a second lookup's answer."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApplicationError(
             _("A webhook URL must be an http:// or https:// address."), code="invalid_webhook_url"
         )
     if settings.MLMANAGER_WEBHOOK_ALLOW_PRIVATE:
-        return
+        return []
     host = parts.hostname
+    addresses: list[Address]
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         if host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
             addresses = [ipaddress.ip_address("127.0.0.1")]
         elif not resolve:
-            return
+            return []
         else:
             try:
                 infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
@@ -87,6 +94,23 @@ def webhook_url_check(url: str, *, resolve: bool = True) -> None:
                 _("A webhook may not be sent to a private or local address."),
                 code="webhook_address_refused",
             )
+    return addresses
+
+
+def _pinned(url: str, address: Address) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL with its host replaced by a checked address, the Host header and, for https,
+    the TLS server name (the certificate is verified against the host name, not the address):
+    a name that resolves to a public address when checked and to a private one when connected
+    (DNS rebinding) cannot take the POST inside."""
+    parts = urlsplit(url)
+    userinfo, _at, host_and_port = parts.netloc.rpartition("@")
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = (f"{userinfo}@" if userinfo else "") + literal
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return pinned, {"Host": host_and_port}, extensions
 
 
 def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
@@ -101,9 +125,9 @@ def webhook_post(
     *, webhook: Webhook, event: str, alert: dict[str, Any] | None, delivery: str
 ) -> httpx.Response:
     """POST one signed event to the webhook (checked against the SSRF rules first). Redirects
-    are not followed and the environment's proxies are not used: the address checked is the
-    one connected to."""
-    webhook_url_check(webhook.url)
+    are not followed, the environment's proxies are not used and the connection goes to the
+    address checked (`_pinned`): the address checked is the one connected to."""
+    addresses = webhook_url_check(webhook.url)
     sent_at = timezone.now()
     body = json.dumps(
         {"event": event, "alert": alert, "sent_at": _iso(sent_at)}, separators=(",", ":")
@@ -116,8 +140,13 @@ def webhook_post(
         "X-MLManager-Delivery": delivery,
         SIGNATURE_HEADER: webhook_signature(secret=webhook.secret, timestamp=timestamp, body=body),
     }
+    url = webhook.url
+    extensions: dict[str, Any] = {}
+    if addresses:
+        url, host, extensions = _pinned(webhook.url, addresses[0])
+        headers.update(host)
     with httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
-        return client.post(webhook.url, content=body, headers=headers)
+        return client.post(url, content=body, headers=headers, extensions=extensions)
 
 
 # --- delivering the outbox -----------------------------------------------------------------------

@@ -243,3 +243,69 @@ def test_two_deliverers_send_each_row_once(owner: Any, receiver: Receiver) -> No
         str(pk) for pk in Notification.objects.values_list("pk", flat=True)
     )
     assert set(Notification.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+def test_a_name_rebinding_to_a_private_address_after_the_check_is_not_sent_to(
+    owner: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name resolves to a public address when checked, then to the
+    servers' own network. The POST goes to the address checked, so a second lookup (the one
+    an HTTP client would make) is never made and the loopback receiver hears nothing."""
+    import ipaddress
+    import socket
+
+    from mlmanager.monitoring.services import delivery
+
+    settings.MLMANAGER_WEBHOOK_ALLOW_PRIVATE = False
+    monkeypatch.setattr(delivery, "WEBHOOK_TIMEOUT_S", 0.5)  # the public address is not there
+    real_lookup = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.example":
+            return real_lookup(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = "93.184.215.14" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with Receiver() as listening:
+        port = listening.server.server_address[1]
+        hook = Webhook.objects.create(
+            team=owner.current_team, name="Rebind", url=f"http://rebind.example:{port}/hook"
+        )
+        with pytest.raises(Exception):  # noqa: B017 - whatever the network answers
+            delivery.webhook_post(webhook=hook, event="ping", alert=None, delivery="d-1")
+        assert listening.received == []
+    assert lookups == ["rebind.example"]
+    assert ipaddress.ip_address("93.184.215.14").is_global  # the premise
+
+
+def test_the_post_to_a_checked_address_keeps_the_host_name(
+    owner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connected to the address the check returned, the request still names its host (the
+    Host header; for https, the TLS server name the certificate is verified against)."""
+    import ipaddress
+
+    from mlmanager.monitoring.services import delivery
+
+    with Receiver() as listening:
+        port = listening.server.server_address[1]
+        monkeypatch.setattr(
+            delivery, "webhook_url_check", lambda url: [ipaddress.ip_address("127.0.0.1")]
+        )
+        hook = Webhook.objects.create(
+            team=owner.current_team, name="Named", url=f"http://hooks.example:{port}/in?x=1"
+        )
+        answer = delivery.webhook_post(webhook=hook, event="ping", alert=None, delivery="d-2")
+        assert answer.status_code == 200
+        [ping] = listening.received
+    assert ping.headers["host"] == f"hooks.example:{port}"
+    assert ping.path == "/in?x=1"
+    url, headers, extensions = delivery._pinned(
+        "https://user:pw@hooks.example/in", ipaddress.ip_address("2606:2800:220:1::1")
+    )
+    assert url == "https://user:pw@[2606:2800:220:1::1]/in"
+    assert headers == {"Host": "hooks.example"}
+    assert extensions == {"sni_hostname": "hooks.example"}
