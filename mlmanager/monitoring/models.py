@@ -546,6 +546,10 @@ class ReportDelivery(models.Model):
     slot = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # A scheduled send that failed is tried again at `next_attempt_at` (null: not to be
+    # tried again), `attempts` times in all at most (`reports.REPORT_MAX_ATTEMPTS`).
+    attempts = models.PositiveSmallIntegerField(default=1)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-slot", "-id"]

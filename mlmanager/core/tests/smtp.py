@@ -22,8 +22,14 @@ class Mailbox:
     """What the SMTP server received, in order."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    # The next this many messages are refused with a temporary failure (as a busy or
+    # greylisting server answers), to test what a failed send does.
+    refuse: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse > 0:
+            self.refuse -= 1
+            return "451 4.3.0 Try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(message)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"

@@ -5,8 +5,9 @@ sends them and retries failures with exponential back-off; after MAX_ATTEMPTS a 
 and its alert's timeline says so. Webhooks are POSTed signed (`webhook_signature`), only to
 http(s) URLs and, unless MLMANAGER_WEBHOOK_ALLOW_PRIVATE, never to private or local addresses
 (`webhook_url_check`; the POST connects to the address checked, so a name that resolves
-elsewhere a moment later cannot take it inside). `escalate_due` (the `monitoring.escalate` task) notifies a rule's
-`escalate_to` once when its firing alert stays unacknowledged too long.
+elsewhere a moment later cannot take it inside). `escalate_due` (the `monitoring.escalate`
+task) notifies a rule's `escalate_to` once when its firing alert stays unacknowledged too
+long.
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@ or weekly at a time of day in each recipient's own time zone.
 active report and recipient, the slot that has come within the last hour, and inserts its
 `ReportDelivery` before sending: the unique (report, recipient, slot) makes it once per slot
 however many schedulers run (the one whose insert fails skips it), and a slot missed by less
-than an hour (a restart) is still sent. A failed send is recorded on the delivery, not retried.
+than an hour (a restart) is still sent. A failed send (the SMTP server refusing, a chart that
+cannot be read) is recorded on the delivery and tried again later (REPORT_RETRY_AFTER), the
+period still the slot's, REPORT_MAX_ATTEMPTS times in all; each retry is claimed with a
+conditional UPDATE, so it too is sent once however many schedulers run. A `send_now` is not
+retried: its caller sees the error in the answer.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -57,6 +61,9 @@ MAX_RECIPIENTS = 100
 MAX_CHARTS = 12  # a dashboard's first charts (by its layout, row then column)
 MAX_ALERTS = 100
 POINTS_PER_CHART = 400  # one point per two pixels of the 800-pixel image
+# After the first failed send, the next attempts wait this long (then the last error stays).
+REPORT_RETRY_AFTER = (timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
+REPORT_MAX_ATTEMPTS = len(REPORT_RETRY_AFTER) + 1
 FIELDS = ("name", "frequency", "weekday", "time_of_day", "active")
 
 
@@ -280,7 +287,48 @@ def reports_send_due(now: datetime | None = None) -> int:
                 start=slot - PERIODS[Report.Frequency(report.frequency)],
                 end=slot,
                 cache=cache,
+                retry_from=now,
             )
+    return sent + _retry_failed(now, cache)
+
+
+def _retry_failed(now: datetime, cache: dict[Any, bytes]) -> int:
+    """Send again the failed scheduled deliveries whose next attempt has come (each claimed
+    first: one scheduler sends it); how many were sent."""
+    sent = 0
+    due = (
+        ReportDelivery.objects.filter(
+            sent_at__isnull=True, next_attempt_at__lte=now, report__active=True
+        )
+        .select_related("report__team", "report__chart", "report__dashboard", "recipient")
+        .order_by("next_attempt_at", "pk")
+    )
+    for delivery in due:
+        claimed = ReportDelivery.objects.filter(
+            pk=delivery.pk,
+            sent_at__isnull=True,
+            attempts=delivery.attempts,
+            next_attempt_at=delivery.next_attempt_at,
+        ).update(attempts=F("attempts") + 1, next_attempt_at=None)
+        if not claimed:
+            continue  # another scheduler has it
+        delivery.attempts += 1
+        report, recipient = delivery.report, delivery.recipient
+        if not (
+            recipient.is_active
+            and recipient.email
+            and report.recipients.filter(pk=recipient.pk).exists()
+        ):
+            continue  # no longer theirs to receive: the last error stays
+        sent += _send(
+            report=report,
+            recipient=recipient,
+            delivery=delivery,
+            start=delivery.slot - PERIODS[Report.Frequency(report.frequency)],
+            end=delivery.slot,
+            cache=cache,
+            retry_from=now,
+        )
     return sent
 
 
@@ -330,7 +378,11 @@ def _send(
     start: datetime,
     end: datetime,
     cache: dict[Any, bytes],
+    retry_from: datetime | None = None,
 ) -> int:
+    """Send one delivery; 1 when sent. A failure is recorded on it and, for a scheduled one
+    (`retry_from`: the scheduler's now), tried again REPORT_RETRY_AFTER later while attempts
+    remain."""
     try:
         message = report_message(
             report=report, recipient=recipient, start=start, end=end, cache=cache
@@ -340,8 +392,11 @@ def _send(
         # One recipient's failure (a chart that cannot be read, the SMTP server refusing) is
         # recorded on their delivery; the others are still sent.
         logger.warning("report %s to user %s failed", report.pk, recipient.pk, exc_info=True)
+        next_attempt_at = None
+        if retry_from is not None and delivery.attempts < REPORT_MAX_ATTEMPTS:
+            next_attempt_at = retry_from + REPORT_RETRY_AFTER[delivery.attempts - 1]
         ReportDelivery.objects.filter(pk=delivery.pk).update(
-            error=f"{type(error).__name__}: {error}"[:2000]
+            error=f"{type(error).__name__}: {error}"[:2000], next_attempt_at=next_attempt_at
         )
         return 0
     ReportDelivery.objects.filter(pk=delivery.pk).update(sent_at=timezone.now(), error="")

@@ -313,6 +313,55 @@ def test_a_slot_missed_by_more_than_an_hour_is_not_sent_late(
     assert mailbox.messages == [] and ReportDelivery.objects.count() == 0
 
 
+def test_a_failed_report_is_sent_again_later_once_and_not_for_ever(
+    plant: dict[str, Any],
+    mailbox: Mailbox,  # noqa: F811 - the fixture
+) -> None:
+    """The SMTP server refuses (a temporary 451): the delivery records the error and is tried
+    again after REPORT_RETRY_AFTER, by one scheduler of two, with the slot's period; a
+    recipient the server keeps refusing gets REPORT_MAX_ATTEMPTS tries, then the error
+    stays."""
+    from mlmanager.monitoring.services.reports import REPORT_MAX_ATTEMPTS, REPORT_RETRY_AFTER
+
+    now = plant["now"]
+    report = Report.objects.create(
+        team=plant["team"],
+        name="Morning",
+        chart=plant["chart"],
+        time_of_day=(now - timedelta(minutes=1)).astimezone(ZoneInfo("Europe/Berlin")).time(),
+    )
+    report.recipients.set([plant["owner"]])
+    mailbox.refuse = 1
+    assert reports_send_due(now) == 0
+    delivery = ReportDelivery.objects.get(report=report)
+    assert delivery.sent_at is None and "451" in delivery.error and delivery.attempts == 1
+    assert delivery.next_attempt_at is not None
+    assert reports_send_due(now + timedelta(seconds=30)) == 0  # not yet
+    later = delivery.next_attempt_at + timedelta(seconds=1)
+    assert reports_send_due(later) + reports_send_due(later) == 1  # two schedulers, one send
+    delivery.refresh_from_db()
+    assert delivery.sent_at is not None and delivery.error == "" and delivery.attempts == 2
+    assert delivery.next_attempt_at is None
+    [message] = mailbox.messages
+    assert message["To"] == plant["owner"].email
+
+    # A server that keeps refusing: REPORT_MAX_ATTEMPTS tries in all, then none.
+    ReportDelivery.objects.all().delete()
+    mailbox.messages.clear()
+    mailbox.refuse = 100
+    moment = now
+    assert reports_send_due(moment) == 0
+    for wait in REPORT_RETRY_AFTER:
+        moment += wait + timedelta(seconds=1)
+        assert reports_send_due(moment) == 0
+    delivery = ReportDelivery.objects.get(report=report)
+    assert delivery.attempts == REPORT_MAX_ATTEMPTS and delivery.next_attempt_at is None
+    assert delivery.sent_at is None and "451" in delivery.error
+    assert mailbox.refuse == 100 - REPORT_MAX_ATTEMPTS
+    assert reports_send_due(moment + timedelta(days=1)) == 0  # a day later: the next slot
+    assert mailbox.messages == []
+
+
 def test_send_now_and_who_may_change_reports(
     plant: dict[str, Any],
     mailbox: Mailbox,  # noqa: F811 - the fixture
