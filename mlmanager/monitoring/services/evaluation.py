@@ -6,7 +6,9 @@ A rule whose one series is a sensor's last value (the built-in band rules, and a
 through the state machine (`conditions.step`) in time order, so a transient breach inside one
 batch opens an alert, as the threshold alerts of sites did. Every other rule (aggregates,
 models, several series) takes each series' value (`series.series_value`) at the newest
-reading's time at ingest, and at `now` on its schedule.
+reading's time at ingest, and at `now` on its schedule; at ingest, an ok rule comparing one
+window of a sensor with thresholds is judged only when a new value is beyond them (an
+average crossing with time alone, as older values leave its window, is seen on schedule).
 
 The scheduler (`evaluate_due_rules`, once per 10 s slot) looks at two kinds of rule. The
 *periodic* ones (not walked, or watching for no_data: silence is never an ingest) are due by
@@ -158,6 +160,10 @@ class _Definition:
     # series a leaf reads, and the index of the series whose value an alert shows.
     reads: tuple[tuple[int, dict[str, Any], float | None], ...] = ()
     shown_series: int = 0
+    # The sensor of a rule on one window aggregate (avg, min or max) whose condition only
+    # compares it with thresholds (above, below, outside): a batch whose new values are not
+    # beyond them does not move it at ingest (`_Watch.window_bounds`).
+    bounded_sensor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,34 @@ def _definition(
         ),
         reads=_reads_of(series, leaves) if relaxed is not None else (),
         shown_series=leaves[0].get("series", 0) if leaves else 0,
+        bounded_sensor=_bounded_sensor(series, leaves) if relaxed is not None else None,
     )
+
+
+_THRESHOLD_OPS = frozenset({"above", "below", "outside"})
+
+
+def _bounded_sensor(
+    series: list[dict[str, Any]], leaves: Sequence[Mapping[str, Any]]
+) -> int | None:
+    """`_Definition.bounded_sensor` of a rule of these series and leaves."""
+    from mlmanager.monitoring.series import _filled
+
+    if (
+        len(series) != 1
+        or not leaves
+        or any(leaf.get("op") not in _THRESHOLD_OPS for leaf in leaves)
+    ):
+        return None
+    spec = _filled(series[0])
+    if (
+        spec.get("kind") != "sensor"
+        or spec["aggregation"] not in _WINDOW_AGGREGATIONS
+        or not spec["period_s"]
+    ):
+        return None
+    sensor = spec.get("sensor")
+    return sensor if isinstance(sensor, int) else None
 
 
 def _reads_of(
@@ -413,6 +446,13 @@ class _Watch:
     walked_conditions: list[dict[str, Any]] = field(default_factory=list)
     bounds: conditions.Bounds = field(default_factory=conditions.Bounds)
     reads_rate: bool = False
+    # The rules on a window of the sensor compared with thresholds (`bounded_sensor`), and
+    # the Bounds of their conditions: an average, minimum or maximum crosses a threshold
+    # with a new value beyond it, or with time alone (older values leaving the window),
+    # which is the scheduler's to see, on the rule's period.
+    windowed: list[int] = field(default_factory=list)
+    windowed_conditions: list[dict[str, Any]] = field(default_factory=list)
+    window_bounds: conditions.Bounds = field(default_factory=conditions.Bounds)
     others: list[int] = field(default_factory=list)
 
 
@@ -461,10 +501,14 @@ def _ingest_index(team_id: int) -> dict[int, _Watch]:
             watch.walked.append(rule)
             watch.walked_conditions.append(definition.condition)
             watch.reads_rate = watch.reads_rate or definition.reads_rate
-        else:  # not walked, or broken (its evaluation fails where it is judged, alone)
+        elif definition.bounded_sensor == sensor:
+            watch.windowed.append(rule)
+            watch.windowed_conditions.append(definition.condition)
+        else:  # the others, and broken ones (their evaluation fails where judged, alone)
             watch.others.append(rule)
     for watch in watches.values():
         watch.bounds = conditions.bounds_of(watch.walked_conditions)
+        watch.window_bounds = conditions.bounds_of(watch.windowed_conditions)
     if len(_INGEST_INDEX) >= _INGEST_INDEX_TEAMS_MAX:
         _INGEST_INDEX.clear()
     _INGEST_INDEX[key] = (newest, time.monotonic(), dict(watches))
@@ -1211,9 +1255,11 @@ def evaluate_sensor_values(
 
     First without reading a rule (`_ingest_index`, cached per process): a sensor whose new
     values stay inside the `Bounds` of its walked rules (lowest, highest, steepest change
-    from the reading before them) moves none of those that are ok. Then one query reads the
-    rules that may move: the walked rules of the other sensors, the rules on aggregates
-    (judged at each batch), and whatever is not ok. An ok walked rule whose condition holds
+    from the reading before them) moves none of those that are ok, nor, inside the Bounds of
+    its rules comparing a window (avg, min, max) with thresholds, any of those (a window
+    crossing a threshold with time alone is the scheduler's to see). Then one query reads the
+    rules that may move: those of the other sensors, the other rules on aggregates (judged at
+    each batch), and whatever is not ok. An ok walked rule whose condition holds
     at none of the new values (`conditions.may_hold`) is neither walked nor written; the
     others are walked; the rules on aggregates read their series at once (a few queries);
     only transitions are written."""
@@ -1236,10 +1282,12 @@ def evaluate_sensor_values(
     candidates: list[int] = []
     for pk, watch in watches.items():
         candidates.extend(watch.others)
-        if watch.walked:
+        if watch.walked or watch.windowed:
             span = spans[pk] = conditions.span_of(ordered[pk], previous.get(pk))
-            if watch.bounds.may_hold(span):
+            if watch.walked and watch.bounds.may_hold(span):
                 candidates.extend(watch.walked)
+            if watch.windowed and watch.window_bounds.may_hold(span):
+                candidates.extend(watch.windowed)
     watching = _watching(team_id, sorted(watches), candidates)
     if not watching:
         return

@@ -163,14 +163,24 @@ def test_ingest_evaluation_takes_a_constant_number_of_queries(world: dict[str, A
     assert queries(sensors[:3]) == queries(sensors) == 2
     assert not AlertRule.objects.filter(last_value__isnull=False).exists()
     assert not Alert.objects.exists()
-    # Rules reading a rate, and rules on an aggregate: one query more each, however many.
+    # Rules reading a rate, rules on an average above a threshold no value reaches (not read:
+    # the values are inside their Bounds), and rules on a count (judged at each batch): one
+    # query more each, however many.
     for sensor in sensors:
         rule_of(world, {"series": 0, "op": "rate_above", "value": 1e6}, series=[raw(sensor)])
-        rule_of(
-            world,
-            ABOVE_80,
-            series=[{"kind": "sensor", "sensor": sensor.pk, "aggregation": "avg", "period_s": 60}],
-        )
+        for aggregation in ("avg", "count"):
+            rule_of(
+                world,
+                ABOVE_80,
+                series=[
+                    {
+                        "kind": "sensor",
+                        "sensor": sensor.pk,
+                        "aggregation": aggregation,
+                        "period_s": 60,
+                    }
+                ],
+            )
     queries(sensors, 5)  # the new rules' definitions read, then cached
     # + the readings before (the ingest hands them over); + the sensors' newest readings
     # (from their rows; the windows of sensors without a reading in them are not read).
@@ -211,6 +221,29 @@ def test_a_rate_at_ingest_starts_from_the_sensors_latest_before_the_request(
     assert not Alert.objects.exists()
     store(world, world["heat"], [(at(6), 40.0)])  # 200 per minute
     assert Alert.objects.get(rule=rule).value == 40.0
+
+
+def test_a_window_rule_is_judged_at_ingest_when_a_new_value_is_beyond_its_threshold(
+    world: dict[str, Any],
+):
+    """An ok rule on an average compared with a threshold is judged at ingest when a new
+    value is beyond it (and then on the window's values); one that no new value reaches is
+    left to its schedule."""
+    rule = rule_of(
+        world,
+        ABOVE_80,
+        series=[
+            {"kind": "sensor", "sensor": world["heat"].pk, "aggregation": "avg", "period_s": 60}
+        ],
+    )
+    store(world, world["heat"], [(at(1), 70.0), (at(20), 79.0)])
+    assert not Alert.objects.filter(rule=rule).exists()  # average 74.5
+    store(world, world["heat"], [(at(40), 100.0)])  # beyond 80: judged, average 83
+    alert = Alert.objects.get(rule=rule)
+    assert alert.state == "firing" and alert.value == pytest.approx(83.0)
+    store(world, world["heat"], [(at(50), 60.0)])  # firing: judged whatever the values
+    alert.refresh_from_db()
+    assert alert.state == "resolved"  # average 77.25, below 80 less the hysteresis
 
 
 def test_rules_of_other_teams_and_disabled_rules_are_not_evaluated(world: dict[str, Any]):
