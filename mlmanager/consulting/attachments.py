@@ -173,6 +173,6 @@ def attachment_response(*, name: str, filename: str) -> FileResponse:
         stream = attachment_open(name)
     except FileNotFoundError:
         raise NotFound(_("The attachment is no longer stored.")) from None
-    return FileResponse(
+    return storage.StoredFileResponse(
         stream, as_attachment=True, filename=filename, content_type="application/octet-stream"
     )

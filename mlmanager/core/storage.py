@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -36,15 +37,18 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.http import FileResponse
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ObjectStream",
+    "StoredFileResponse",
     "check_writable",
     "delete",
     "delete_folder",
@@ -225,7 +229,8 @@ def size(name: str) -> int:
 
 def open_for_reading(name: str) -> IO[bytes]:
     """A binary stream of `name`, read in chunks as it is consumed (never whole into memory;
-    S3Storage's own `open()` would buffer the whole object first). Raises FileNotFoundError."""
+    S3Storage's own `open()` would buffer the whole object first). Raises FileNotFoundError.
+    A download answers it with `StoredFileResponse`, which knows its length either way."""
     if is_local():
         return open(_local_path(name), "rb")
     client, bucket, key = _s3_object(name)
@@ -233,8 +238,42 @@ def open_for_reading(name: str) -> IO[bytes]:
         response = client.get_object(Bucket=bucket, Key=key)
     except client.exceptions.NoSuchKey:
         raise FileNotFoundError(name) from None
-    body: IO[bytes] = response["Body"]
-    return body
+    # An io.RawIOBase: a binary file object, which typing's IO does not describe.
+    return cast(IO[bytes], ObjectStream(response["Body"], size=int(response["ContentLength"])))
+
+
+class ObjectStream(io.RawIOBase):
+    """An S3 object's body, read as it is consumed, with its size (from the GET's
+    Content-Length): botocore's body cannot seek, so Django's FileResponse could not tell."""
+
+    def __init__(self, body: Any, *, size: int) -> None:
+        super().__init__()
+        self._body = body
+        self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+class StoredFileResponse(FileResponse):
+    """A FileResponse of an `open_for_reading` stream, with its Content-Length also when the
+    stream is an object of S3 (a download's progress, and a client's check that it is whole)."""
+
+    def set_headers(self, filelike: Any) -> None:
+        super().set_headers(filelike)
+        size = getattr(filelike, "size", None)
+        if "Content-Length" not in self.headers and isinstance(size, int):
+            self.headers["Content-Length"] = size
 
 
 def materialise(name: str, *, companions: Sequence[str] = ()) -> Path:

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlmanager.accounts.authentication import api_caller
+from mlmanager.core import storage
 from mlmanager.core.access import Action
 from mlmanager.core.api import ErrorSerializer
 from mlmanager.core.pagination import paginated_response
@@ -279,7 +280,7 @@ class RunArtifactDownloadApi(APIView):
 def artifact_response(*, run: Any, name: str) -> FileResponse:
     """One artifact of a run streamed from the storage (for the API and the pages)."""
     stream, artifact = run_artifacts.run_artifact_open(run=run, name=name)
-    return FileResponse(
+    return storage.StoredFileResponse(
         stream,
         as_attachment=True,
         filename=f"run-{run.pk}-{artifact.name}",

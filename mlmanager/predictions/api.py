@@ -29,6 +29,7 @@ from mlmanager.accounts.authentication import (
 from mlmanager.accounts.services import api_token_touch
 from mlmanager.billing.services.ledger import billing_enabled
 from mlmanager.billing.throttling import TeamApiRateThrottle
+from mlmanager.core import storage
 from mlmanager.core.access import Action
 from mlmanager.core.api import StrictCharField
 from mlmanager.core.errors import ApplicationError, NotFound, PayloadTooLarge
@@ -614,4 +615,4 @@ def batch_file_response(batch: BatchPrediction) -> FileResponse:
         stream = files.open_for_reading(batch.result_path)
     except FileNotFoundError:
         raise NotFound(_("This batch has no result to download.")) from None
-    return FileResponse(stream, as_attachment=True, filename=batch.download_name)
+    return storage.StoredFileResponse(stream, as_attachment=True, filename=batch.download_name)

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.http import FileResponse
 from django.utils.translation import gettext as _
 
+from mlmanager.core import storage
 from mlmanager.core.errors import ApplicationError, NotFound
 from mlmanager.datasets import files
 from mlmanager.engine.ingest.errors import IngestError
@@ -101,7 +102,9 @@ def masks_file_response(batch: BatchPrediction) -> FileResponse:
         stream = files.open_for_reading(masks_path(batch))
     except FileNotFoundError:
         raise NotFound(_("This batch has no masks to download.")) from None
-    return FileResponse(stream, as_attachment=True, filename=masks_download_name(batch))
+    return storage.StoredFileResponse(
+        stream, as_attachment=True, filename=masks_download_name(batch)
+    )
 
 
 # --- the job -------------------------------------------------------------------------------

@@ -77,6 +77,21 @@ def test_read_delete_and_folders(mode: str) -> None:
         storage.open_for_reading("batches/team-1/b/result.csv")
 
 
+def test_a_stored_file_is_downloaded_with_its_length(mode: str) -> None:
+    """A download (`StoredFileResponse` of an `open_for_reading` stream) says how long it is,
+    also from S3, whose bodies cannot seek; and streams the whole file."""
+    content = bytes(range(256)) * 5000  # 1.28 MB: more than one block of the response
+    _write("batches/team-1/c/result.parquet", content)
+    response = storage.StoredFileResponse(
+        storage.open_for_reading("batches/team-1/c/result.parquet"),
+        as_attachment=True,
+        filename="result.parquet",
+    )
+    assert response["Content-Length"] == str(len(content))
+    assert b"".join(response.streaming_content) == content
+    response.close()
+
+
 def test_updating_stores_a_rewritten_file_and_creates_a_missing_one(mode: str) -> None:
     with storage.updating("datasets/d/data.parquet") as path:
         assert not path.exists()
