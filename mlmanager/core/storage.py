@@ -21,8 +21,8 @@ prefix. A stored file becomes visible only when completely written:
 Downloads into the cache are safe for several processes at once: each writes its own temporary
 file and renames it into place, and an evicted entry is renamed away before it is removed. A
 reader that holds a file open keeps reading it after eviction (POSIX unlink), but one that opens
-the path again later (a training search reads its Parquet file once per candidate) finds it
-gone: the bound must hold what the jobs running at once on one machine read.
+the path again later (a training reads its Parquet file once per output) would find it gone:
+such a job holds its file with `holding(name)`, a hard link of its own that eviction leaves.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ __all__ = [
     "delete",
     "delete_folder",
     "exists",
+    "holding",
     "is_local",
     "local_folder",
     "local_path",
@@ -304,6 +305,38 @@ def materialise(name: str, *, companions: Sequence[str] = ()) -> Path:
     _touch(entry)
     _evict(keep=entry)
     return path
+
+
+@contextlib.contextmanager
+def holding(name: str) -> Iterator[Path]:
+    """`materialise(name)`, held for the block: a job that reads the file more than once over
+    minutes (a training reads its Parquet file once per output) still finds it after the cache
+    evicted its entry for other jobs' files.
+
+    Locally it is the stored file itself. On S3 it is a hard link to the cached copy in this
+    machine's scratch folder (the same filesystem: both are in the work folder), removed after
+    the block: the cache's eviction removes only its own link, and the bytes stay while this
+    one does (they do not count against MLMANAGER_STORAGE_CACHE_MB meanwhile)."""
+    path = materialise(name)
+    if is_local():
+        yield path
+        return
+    scratch = _work_dir() / _SCRATCH
+    scratch.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="held-", dir=scratch))
+    held = folder / path.name
+    try:
+        for attempt in range(3):
+            try:
+                os.link(path, held)
+                break
+            except FileNotFoundError:  # evicted between materialise and here: fetch again
+                if attempt == 2:
+                    raise
+                path = materialise(name)
+        yield held
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- deleting --------------------------------------------------------------------------------

@@ -15,12 +15,13 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 from mlmanager.core import storage
-from mlmanager.core.storage import local_path, materialise, size
+from mlmanager.core.storage import holding, local_path, materialise, size
 from mlmanager.datasets.files import remove_dir
 from mlmanager.engine.artifacts import SIGNATURE_SUFFIX, ArtifactError
 
 __all__ = [
     "artifact_key",
+    "holding",
     "local_path",
     "materialise",
     "materialise_artifact",

@@ -220,6 +220,32 @@ def test_the_cache_keeps_to_its_bound_by_evicting_the_least_recently_used(
     assert storage.materialise("b.bin").read_bytes() == b"b" * size
 
 
+def test_a_held_file_outlives_its_eviction_from_the_cache(s3: S3, settings: Any) -> None:
+    """A job holding its file (`storage.holding`: a training reads its Parquet file once per
+    output, minutes apart) opens it again after other jobs' files evicted its cache entry;
+    nothing of it stays on this machine after the block."""
+    settings.MLMANAGER_STORAGE_CACHE_MB = 1
+    size = 600 * 1024
+    for name in ("held", "other"):
+        s3.client.put_object(Bucket=s3.bucket, Key=f"files/{name}.bin", Body=name.encode() * size)
+    work = Path(settings.MLMANAGER_STORAGE_WORK_DIR)
+    with storage.holding("held.bin") as held:
+        cached = storage.materialise("held.bin")
+        assert held != cached and held.read_bytes() == b"held" * size
+        storage.materialise("other.bin")  # over the bound: the held file's entry goes
+        assert not cached.exists()
+        assert held.read_bytes() == b"held" * size  # opened again, whole
+    assert not held.exists()
+    assert [path.name for path in work.rglob("*") if path.is_file()] == ["other.bin"]
+
+
+def test_a_local_file_is_held_as_it_is(settings: Any) -> None:
+    _write("datasets/d/data.parquet", b"local")
+    with storage.holding("datasets/d/data.parquet") as held:
+        assert held == storage.local_path("datasets/d/data.parquet")
+    assert held.read_bytes() == b"local"  # the stored file itself, kept
+
+
 def test_a_file_larger_than_the_cache_is_still_served(s3: S3, settings: Any) -> None:
     settings.MLMANAGER_STORAGE_CACHE_MB = 1
     s3.client.put_object(Bucket=s3.bucket, Key="files/big.bin", Body=b"x" * (1536 * 1024))

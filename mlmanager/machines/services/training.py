@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -447,7 +448,6 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
     run = TrainingRun.objects.select_related("machine").filter(pk=run_id).first()
     if run is None:
         raise ApplicationError(_("The model was deleted before its training started."))
-    machine = run.machine
     dataset = Dataset.objects.filter(pk=run.spec.get("dataset_id")).first()
     if dataset is None:
         raise ApplicationError(DATASET_DELETED)
@@ -460,7 +460,15 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
         from mlmanager.machines.services.vision import vision_run_work  # it imports this module
 
         return vision_run_work(context, run=run, dataset=dataset)
-    parquet = files.materialise(dataset.parquet_path)
+    with files.holding(dataset.parquet_path) as parquet:
+        return _train_tabular(context, run, dataset, parquet)
+
+
+def _train_tabular(
+    context: JobContext, run: TrainingRun, dataset: Dataset, parquet: Path
+) -> dict[str, Any]:
+    """`training_run_work` of a table, its Parquet file held on this machine (`files.holding`)."""
+    machine = run.machine
     spec = training_spec_from_json(run.spec)
     workdir = files.run_workdir(files.run_partial_dir(machine.storage_dir, run.pk))
     files.remove_dir(files.run_partial_dir(machine.storage_dir, run.pk))  # a retried job's
