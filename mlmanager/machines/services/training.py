@@ -456,11 +456,12 @@ def training_run_work(context: JobContext, *, run_id: int) -> dict[str, Any]:
             _("The dataset is being updated. Train the model again once it is ready."),
             code="dataset_not_ready",
         )
-    if run.spec.get("kind") == "images":
-        from mlmanager.machines.services.vision import vision_run_work  # it imports this module
-
-        return vision_run_work(context, run=run, dataset=dataset)
+    # Held for the whole run: each output (or image model member) reads it again.
     with files.holding(dataset.parquet_path) as parquet:
+        if run.spec.get("kind") == "images":
+            from mlmanager.machines.services.vision import vision_run_work  # imports this module
+
+            return vision_run_work(context, run=run, dataset=dataset, parquet=parquet)
         return _train_tabular(context, run, dataset, parquet)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -328,10 +329,12 @@ class VisionWatch(RunWatch):
         )
 
 
-def vision_run_work(context: JobContext, *, run: TrainingRun, dataset: Dataset) -> dict[str, Any]:
+def vision_run_work(
+    context: JobContext, *, run: TrainingRun, dataset: Dataset, parquet: Path
+) -> dict[str, Any]:
     """training_run_work for an image model (its run and dataset already checked): train the
-    members on the dataset's Parquet file, then record a version, active unless cancelled.
-    Files appear only complete, as for tables."""
+    members on the dataset's Parquet file (`parquet`, held by the caller), then record a
+    version, active unless cancelled. Files appear only complete, as for tables."""
     machine = run.machine
     if not is_image_dataset(dataset):  # re-processed as a table since the run started
         raise ApplicationError(
@@ -339,7 +342,6 @@ def vision_run_work(context: JobContext, *, run: TrainingRun, dataset: Dataset) 
             code="dataset_kind",
         )
     spec = vision_spec_from_json(run.spec)
-    parquet = files.materialise(dataset.parquet_path)
     partial = files.run_partial_dir(machine.storage_dir, run.pk)
     files.remove_dir(partial)  # a retried job's
     workdir = files.run_workdir(partial)
