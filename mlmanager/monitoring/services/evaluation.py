@@ -523,7 +523,7 @@ def _watching(
     state is only known here), in id order. On PostgreSQL in plain SQL with the times as
     integers (loading rules' state columns, four timestamps each, through the ORM was a third
     of the evaluation at ingest), in two index scans: the candidates by id, the team's rules
-    that are not ok (`alert_rule_not_ok`; one OR of both scanned every rule of the team)."""
+    that are not ok (the partial index `alert_rule_not_ok`)."""
     through = AlertRule.sensors.through
     wanted = set(candidates)
     if connection.vendor != "postgresql":
